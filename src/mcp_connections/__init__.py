@@ -1,0 +1,32 @@
+"""Connections to MCP servers that start, stay up, notice death, restart and shut down cleanly."""
+
+from .base import ConnectionManager, ConnectionState
+from .errors import (
+    ConfigError,
+    ConnectError,
+    ConnectionLostError,
+    GroupStartError,
+    HandshakeTimeoutError,
+    MCPConnectionError,
+    RequestTimeoutError,
+    ServerExitedError,
+    ServerStartError,
+)
+from .stdio import StdioConnectionManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "ConnectionLostError",
+    "ConnectionManager",
+    "ConnectionState",
+    "GroupStartError",
+    "HandshakeTimeoutError",
+    "MCPConnectionError",
+    "RequestTimeoutError",
+    "ServerExitedError",
+    "ServerStartError",
+    "StdioConnectionManager",
+]

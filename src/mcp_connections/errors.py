@@ -1,0 +1,91 @@
+"""Every error this library raises on purpose.
+
+The hierarchy::
+
+    MCPConnectionError
+    ├── ConnectError
+    │   ├── ServerStartError
+    │   └── HandshakeTimeoutError
+    ├── ConnectionLostError
+    │   └── ServerExitedError
+    ├── RequestTimeoutError (also a TimeoutError)
+    ├── ConfigError (also a ValueError)
+    └── GroupStartError
+
+Each message names the server, says what happened and, where there is one, what to do. The original
+exception is always chained (``raise ... from exc``), so ``__cause__`` keeps the detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "ConnectionLostError",
+    "GroupStartError",
+    "HandshakeTimeoutError",
+    "MCPConnectionError",
+    "RequestTimeoutError",
+    "ServerExitedError",
+    "ServerStartError",
+]
+
+
+class MCPConnectionError(Exception):
+    """Base class of every error about a connection to an MCP server."""
+
+    def __init__(self, message: str, *, server: str | None = None) -> None:
+        self.server = server
+        self.message = message
+        super().__init__(f"{server}: {message}" if server else message)
+
+
+class ConnectError(MCPConnectionError):
+    """The connection could not be established."""
+
+
+class ServerStartError(ConnectError):
+    """The server process could not be spawned (command not found, permission denied, bad cwd)."""
+
+
+class HandshakeTimeoutError(ConnectError):
+    """The server did not answer ``initialize`` in time."""
+
+
+class ConnectionLostError(MCPConnectionError):
+    """The connection ended without ``stop()``."""
+
+
+class ServerExitedError(ConnectionLostError):
+    """The server process exited on its own."""
+
+    def __init__(self, message: str, *, server: str | None = None, returncode: int | None, stderr_tail: str) -> None:
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        super().__init__(message, server=server)
+
+
+class RequestTimeoutError(MCPConnectionError, TimeoutError):
+    """A request got no answer within its timeout; it was cancelled on the server."""
+
+
+class ConfigError(MCPConnectionError, ValueError):
+    """A server configuration is invalid."""
+
+    def __init__(self, message: str, *, source: str | None = None, server: str | None = None) -> None:
+        self.source = source
+        where = ", ".join(part for part in (source, f"server {server!r}" if server else None) if part)
+        self.where = where
+        MCPConnectionError.__init__(self, f"{where}: {message}" if where else message)
+        self.server = server
+
+
+class GroupStartError(MCPConnectionError):
+    """A required server of a group failed to start; every failure is listed."""
+
+    def __init__(self, failures: Mapping[str, BaseException]) -> None:
+        self.failures = dict(failures)
+        lines = [f"  {name}: {error}" for name, error in self.failures.items()]
+        super().__init__("servers failed to start:\n" + "\n".join(lines))

@@ -1,0 +1,480 @@
+"""A connection to an MCP server that runs as a child process and speaks JSON-RPC lines on stdin/stdout.
+
+Design: the SDK's ``stdio_client`` hands ``errlog`` to the child as its stderr, which needs a real file
+descriptor (``UnsupportedOperation: fileno`` under notebooks and test runners) and keeps nothing for
+error messages. This transport pipes stderr instead and reads it in a task of its own: every line goes
+to ``errlog`` as it comes and into a bounded tail that error messages quote, and the pipe is always
+drained so a server that floods stderr never stalls. Four tasks run beside the connection: stdout to the
+session (one JSON-RPC message per line), the session to stdin, stderr to ``errlog``, and an exit
+watcher that notices the server's death at once (a pidfd on Linux), even while a grandchild holds the
+pipes open.
+
+The server runs in a process group of its own. ``stop()`` follows the MCP spec's shutdown: close stdin,
+wait, SIGTERM the whole group, wait, SIGKILL the whole group; every wait is scaled to ``stop()``'s
+timeout and the sequence runs shielded from cancellation, so nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import anyio.abc
+import mcp_types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.client.stdio import StdioServerParameters, get_default_environment
+from mcp.shared.message import SessionMessage
+
+from .base import ConnectionManager
+from .errors import ConnectionLostError, ServerExitedError, ServerStartError
+
+__all__ = ["StdioConnectionManager", "StdioStreams"]
+
+logger = logging.getLogger("mcp_connections.stdio")
+
+StdioStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
+
+# Grace for the server to exit on its own once its stdin closes (the spec's first shutdown step).
+STDIN_CLOSE_GRACE = 2.0
+
+# Grace between SIGTERM and SIGKILL to the process group.
+SIGTERM_GRACE = 2.0
+
+# Time for SIGKILL to land and the process to be reaped; only an unkillable (D-state) process uses it up.
+KILL_REAP_TIMEOUT = 2.0
+
+# Share of stop()'s budget that each of the two graceful steps may take; the rest is for the kill.
+_GRACE_SHARE = 0.4
+
+# After the server exits, time for its last stdout and stderr bytes to arrive before the loss is
+# reported, so pending answers are delivered and the error quotes the final stderr lines.
+EXIT_DRAIN_TIMEOUT = 0.5
+
+# How much stderr (characters of text, at most as many bytes in UTF-8) error messages can quote.
+STDERR_TAIL_CHARS = 64 * 1024
+
+# How often to look at the process group while waiting for it to die: group members are not our
+# children, so no event tells us.
+_GROUP_POLL_INTERVAL = 0.01
+
+# Fallback poll for the server's exit where pidfds do not exist (not Linux).
+_EXIT_POLL_INTERVAL = 0.05
+
+# Stderr lines quoted in an error message.
+_ERROR_TAIL_LINES = 10
+
+
+class StdioConnectionManager(ConnectionManager[StdioStreams]):
+    """Runs an MCP server as a child process and connects to it over stdin/stdout.
+
+    The connection is ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
+    ``pid``, ``returncode`` and ``stderr_tail`` describe the current (or last) server process.
+    """
+
+    def __init__(self, server_params: StdioServerParameters, errlog: TextIO = sys.stderr) -> None:
+        super().__init__()
+        self.server_params = server_params
+        self.errlog = errlog
+        self.command_line = describe_command(server_params.command, server_params.args)
+        self.name = self.command_line
+        self._process: anyio.abc.Process | None = None
+        self._returncode: int | None = None
+        self._tail = _StderrTail(STDERR_TAIL_CHARS)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id, while it runs or after it ended; None before the first start."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit code once it has exited (negative: killed by that signal), else None."""
+        return self._returncode
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last lines the server wrote to stderr, at most 64 KiB."""
+        return self._tail.text()
+
+    # -- the transport -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[StdioStreams]:
+        params = self.server_params
+        self._tail = _StderrTail(STDERR_TAIL_CHARS)
+        self._returncode = None
+        process = await self._spawn(params)
+        self._process = process
+        # No await between the spawn and the shielded cleanup below, or a cancellation in the gap
+        # would leak the live process.
+        read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+        exited = anyio.Event()
+        stdout_done = anyio.Event()
+        stderr_done = anyio.Event()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_exit, process, exited)
+                tg.start_soon(self._read_stdout, process, read_writer, exited, stdout_done)
+                tg.start_soon(self._write_stdin, process, write_reader)
+                tg.start_soon(self._read_stderr, process, stderr_done)
+                tg.start_soon(self._report_exit, process, read_writer, exited, stdout_done, stderr_done)
+                try:
+                    yield read_stream, write_stream
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._shut_down(process, exited)
+                        # The last stderr bytes, for stderr_tail; the pipe closes when the tree is dead.
+                        with anyio.move_on_after(EXIT_DRAIN_TIMEOUT if exited.is_set() else 0):
+                            await stderr_done.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for stream in (read_writer, read_stream, write_stream, write_reader):
+                    stream.close()
+                await _close_process(process)
+                self._returncode = process.returncode
+
+    async def _spawn(self, params: StdioServerParameters) -> anyio.abc.Process:
+        cwd = Path(params.cwd) if params.cwd is not None else None
+        env = get_default_environment() | (params.env or {})
+        try:
+            return await anyio.open_process(
+                [params.command, *params.args],
+                stdin=-1,
+                stdout=-1,
+                stderr=-1,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ServerStartError(_explain_spawn_error(exc, params.command, cwd, env), server=self.name) from exc
+        except ValueError as exc:  # embedded NUL bytes and the like
+            raise ServerStartError(f"invalid command line: {exc}", server=self.name) from exc
+
+    async def _watch_exit(self, process: anyio.abc.Process, exited: anyio.Event) -> None:
+        """Set ``exited`` as soon as the server process has exited and been reaped."""
+        pidfd = _open_pidfd(process.pid)
+        try:
+            if pidfd is not None:
+                await anyio.wait_readable(pidfd)
+            # The loop's child watcher reaps the process and sets returncode just after the exit.
+            while process.returncode is None:
+                await anyio.sleep(_GROUP_POLL_INTERVAL if pidfd is not None else _EXIT_POLL_INTERVAL)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        self._returncode = process.returncode
+        exited.set()
+
+    async def _report_exit(
+        self,
+        process: anyio.abc.Process,
+        read_writer: MemoryObjectSendStream[SessionMessage | Exception],
+        exited: anyio.Event,
+        stdout_done: anyio.Event,
+        stderr_done: anyio.Event,
+    ) -> None:
+        """Turn the server's own exit, or its closing stdout, into a lost connection."""
+        async with anyio.create_task_group() as tg:
+
+            async def wait_and_cancel(event: anyio.Event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait_and_cancel, exited)
+            tg.start_soon(wait_and_cancel, stdout_done)
+        if not exited.is_set():
+            # Stdout ended first: give the process a moment to finish exiting, as it usually is.
+            with anyio.move_on_after(EXIT_DRAIN_TIMEOUT):
+                await exited.wait()
+        if exited.is_set():
+            with anyio.move_on_after(EXIT_DRAIN_TIMEOUT):
+                await stdout_done.wait()
+                await stderr_done.wait()
+            error: ConnectionLostError = self._exit_error(process.returncode)
+        else:
+            error = ConnectionLostError(
+                f"the server (pid {process.pid}) closed its stdout but is still running; "
+                "it will be stopped. A server must keep stdout open for the whole session.",
+                server=self.name,
+            )
+        self._connection_lost(error)
+        # End the read stream so that pending requests fail now instead of hanging.
+        read_writer.close()
+
+    def _exit_error(self, returncode: int | None) -> ServerExitedError:
+        tail = self.stderr_tail
+        how = _describe_returncode(returncode)
+        lines = tail.rstrip("\n").splitlines()[-_ERROR_TAIL_LINES:]
+        quoted = "\n".join(f"    {line}" for line in lines)
+        detail = f"; last stderr lines:\n{quoted}" if lines else "; it wrote nothing to stderr"
+        what = "the server" if self.name == self.command_line else f"the server ({self.command_line})"
+        return ServerExitedError(
+            f"{what} {how}{detail}\nRun the command by hand to see why it stops.",
+            server=self.name,
+            returncode=returncode,
+            stderr_tail=tail,
+        )
+
+    async def _read_stdout(
+        self,
+        process: anyio.abc.Process,
+        sink: MemoryObjectSendStream[SessionMessage | Exception],
+        exited: anyio.Event,
+        done: anyio.Event,
+    ) -> None:
+        assert process.stdout is not None
+        params = self.server_params
+        reader = LineReader(params.encoding, params.encoding_error_handler)
+        try:
+            async for chunk in process.stdout:
+                for item in reader.feed(chunk):
+                    await sink.send(item if isinstance(item, Exception) else _parse_line(item))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            pass  # our shutdown closed the pipe, or the session is gone
+        finally:
+            done.set()
+
+    async def _write_stdin(self, process: anyio.abc.Process, source: MemoryObjectReceiveStream[SessionMessage]) -> None:
+        assert process.stdin is not None
+        params = self.server_params
+        try:
+            async with source:
+                async for message in source:
+                    line = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                    await process.stdin.send(line.encode(params.encoding, params.encoding_error_handler))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            # The server closed its stdin or died; the exit watcher reports why.
+            pass
+
+    async def _read_stderr(self, process: anyio.abc.Process, done: anyio.Event) -> None:
+        assert process.stderr is not None
+        decoder = codecs.getincrementaldecoder(self.server_params.encoding)(errors="replace")
+        pending = ""
+        try:
+            async for chunk in process.stderr:
+                text = pending + decoder.decode(chunk)
+                cut = text.rfind("\n") + 1
+                pending = text[cut:]
+                if len(pending) > STDERR_TAIL_CHARS:  # a line with no end in sight: pass it on anyway
+                    cut, pending = len(text), ""
+                if cut:
+                    self._emit_stderr(text[:cut])
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            pass
+        finally:
+            if pending:
+                self._emit_stderr(pending + "\n")
+            done.set()
+
+    def _emit_stderr(self, text: str) -> None:
+        self._tail.add(text)
+        try:
+            self.errlog.write(text)
+            self.errlog.flush()
+        except (OSError, ValueError) as exc:  # closed or broken errlog: keep draining the pipe regardless
+            logger.debug("%s: could not write server stderr to errlog: %s", self.name, exc)
+
+    async def _shut_down(self, process: anyio.abc.Process, exited: anyio.Event) -> None:
+        """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group: all within the stop budget."""
+        budget = self._stop_budget()
+
+        def share(cap: float) -> float:
+            return cap if budget is None else min(cap, budget * _GRACE_SHARE)
+
+        assert process.stdin is not None
+        with anyio.move_on_after(share(STDIN_CLOSE_GRACE)):
+            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await process.stdin.aclose()
+        if await _wait_tree_dead(process, exited, share(STDIN_CLOSE_GRACE)):
+            return
+        logger.debug("%s: still running after stdin closed; sending SIGTERM to its process group", self.name)
+        _signal_group(process.pid, signal.SIGTERM)
+        if await _wait_tree_dead(process, exited, share(SIGTERM_GRACE)):
+            return
+        logger.info("%s: still running after SIGTERM; sending SIGKILL to its process group", self.name)
+        _signal_group(process.pid, signal.SIGKILL)
+        remaining = self._stop_budget()
+        reap = KILL_REAP_TIMEOUT if remaining is None else max(remaining, 0.1)
+        if not await _wait_tree_dead(process, exited, reap):
+            logger.warning("%s: process group %d survived SIGKILL; abandoning it", self.name, process.pid)
+
+
+class LineReader:
+    """Splits a byte stream into decoded lines (pure logic, no I/O).
+
+    ``feed()`` returns the complete lines found so far; a decoding error comes back as the exception
+    in place of the bytes it spoiled. Lines of any length are fine: pieces are joined once, when the
+    line ends.
+    """
+
+    def __init__(self, encoding: str = "utf-8", errors: str = "strict") -> None:
+        self._decoder_factory = codecs.getincrementaldecoder(encoding)
+        self._errors = errors
+        self._decoder = self._decoder_factory(errors=errors)
+        self._pending: list[str] = []
+
+    def feed(self, data: bytes) -> list[str | Exception]:
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            self._decoder = self._decoder_factory(errors=self._errors)
+            self._pending.clear()
+            return [exc]
+        if "\n" not in text:
+            if text:
+                self._pending.append(text)
+            return []
+        lines: list[str | Exception] = []
+        parts = text.split("\n")
+        if self._pending:
+            parts[0] = "".join(self._pending) + parts[0]
+            self._pending.clear()
+        if parts[-1]:
+            self._pending.append(parts[-1])
+        for line in parts[:-1]:
+            if line.strip():
+                lines.append(line)
+        return lines
+
+
+def _parse_line(line: str) -> SessionMessage | Exception:
+    """One stdout line as a message; a line that is not JSON-RPC comes back as the error, for the session."""
+    try:
+        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        logger.warning("server wrote a line to stdout that is not JSON-RPC: %.200r", line)
+        return exc
+
+
+class _StderrTail:
+    """The last ``limit`` characters of a text stream, cut at a line start when possible."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._text = ""
+
+    def add(self, text: str) -> None:
+        self._text += text
+        if len(self._text) > 2 * self._limit:
+            self._text = self._text[-self._limit :]
+
+    def text(self) -> str:
+        text = self._text[-self._limit :]
+        while len(text.encode("utf-8", "replace")) > self._limit:
+            text = text[len(text) // 8 :]
+        if len(text) < len(self._text) and "\n" in text[:-1]:
+            text = text[text.index("\n") + 1 :]
+        return text
+
+
+def describe_command(command: str, args: list[str]) -> str:
+    """The command line as a person would type it, shortened to a readable length."""
+    text = shlex.join([command, *args])
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _describe_returncode(returncode: int | None) -> str:
+    if returncode is None:
+        return "exited"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def _explain_spawn_error(exc: OSError, command: str, cwd: Path | None, env: dict[str, str]) -> str:
+    filename = getattr(exc, "filename", None)
+    if cwd is not None and (not cwd.is_dir()) and filename in (str(cwd), cwd, None):
+        return f"cannot start {command!r}: working directory {str(cwd)!r} does not exist or is not a directory"
+    if isinstance(exc, PermissionError):
+        return f"cannot start {command!r}: permission denied. Is the file executable (chmod +x)?"
+    if exc.errno == errno.ENOENT:
+        if os.sep in command:
+            base = f"relative to the working directory {str(cwd or Path.cwd())!r}" if not os.path.isabs(command) else ""
+            return f"cannot start {command!r}: no such file {base}".rstrip()
+        return (
+            f"cannot start {command!r}: command not found on the server's PATH "
+            f"({env.get('PATH', '<unset>')}). Install it or give its full path."
+        )
+    return f"cannot start {command!r}: {exc.strerror or exc}"
+
+
+def _open_pidfd(pid: int) -> int | None:
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:  # old kernel, or the process is already gone: fall back to polling returncode
+        return None
+    return fd
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies left to a non-reaping init do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not sys.platform.startswith("linux"):
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+async def _wait_tree_dead(process: anyio.abc.Process, exited: anyio.Event, timeout: float) -> bool:
+    """Wait up to ``timeout`` for the server and every process of its group to be gone."""
+    with anyio.move_on_after(timeout):
+        await exited.wait()
+        while _group_alive(process.pid):
+            await anyio.sleep(_GROUP_POLL_INTERVAL)
+        return True
+    return exited.is_set() and not _group_alive(process.pid)
+
+
+async def _close_process(process: anyio.abc.Process) -> None:
+    """Release the pipes and the asyncio transport of a process that is dead (or abandoned)."""
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.aclose()
+    # Nothing public closes the asyncio subprocess transport while a pipe end might still be held;
+    # without this it stays open and warns at garbage collection.
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    close = getattr(transport, "close", None)
+    if callable(close):
+        with suppress(PermissionError, ProcessLookupError):
+            close()

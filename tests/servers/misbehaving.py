@@ -1,0 +1,172 @@
+"""A stdio MCP server, standard library only, that misbehaves on request.
+
+Switches (any combination):
+  --exit-before-handshake CODE   write a message to stderr and exit with CODE before reading anything
+  --hang-on-initialize           never answer initialize
+  --ignore-eof-and-sigterm       keep running after stdin closes and ignore SIGTERM
+  --grandchild                   spawn a grandchild that holds stdin/stdout/stderr open and sleeps
+  --flood-stderr MB              write MB megabytes to stderr at start-up, before serving
+  --garbage                      write a garbage line and a partial JSON line before each answer
+  --unknown-id                   also answer every request a second time with an unknown id
+  --slow SECONDS                 wait before each answer
+  --close-stdout-after-init      close stdout after answering initialize, then keep running
+  --pidfile PATH                 write "pid grandchild_pid" there once running
+
+Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+args = sys.argv[1:]
+
+
+def flag(name: str) -> bool:
+    return name in args
+
+
+def option(name: str, default: str | None = None) -> str | None:
+    return args[args.index(name) + 1] if name in args else default
+
+
+out_lock = threading.Lock()
+stdout = sys.stdout.buffer
+slow = float(option("--slow", "0") or 0)
+
+TOOLS = [
+    {"name": n, "description": d, "inputSchema": {"type": "object", "properties": p}}
+    for n, d, p in [
+        ("echo", "Echo text back", {"text": {"type": "string"}}),
+        ("add", "Add two numbers", {"a": {"type": "number"}, "b": {"type": "number"}}),
+        ("sleep", "Sleep, then answer", {"seconds": {"type": "number"}}),
+        ("big", "Return size characters", {"size": {"type": "integer"}}),
+        ("crash", "Exit at once", {"code": {"type": "integer"}}),
+        ("pid", "The server's pid", {}),
+        ("stderr", "Write to stderr", {"text": {"type": "string"}}),
+    ]
+]
+
+
+def send(message: dict) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    with out_lock:
+        if flag("--garbage"):
+            stdout.write(b"this is not json\n{\"jsonrpc\": \"2.0\", \"id\"\n")
+        stdout.write(data)
+        if flag("--unknown-id") and "id" in message:
+            stdout.write((json.dumps({**message, "id": 987654321}) + "\n").encode())
+        stdout.flush()
+
+
+def text_result(text: str) -> dict:
+    return {"content": [{"type": "text", "text": text}], "isError": False}
+
+
+def call_tool(name: str, arguments: dict) -> dict:
+    if name == "echo":
+        return text_result(str(arguments.get("text", "")))
+    if name == "add":
+        return text_result(str(arguments["a"] + arguments["b"]))
+    if name == "sleep":
+        time.sleep(float(arguments.get("seconds", 1)))
+        return text_result("slept")
+    if name == "big":
+        return text_result("x" * int(arguments.get("size", 1024)))
+    if name == "crash":
+        sys.stderr.write("crashing on purpose\n")
+        sys.stderr.flush()
+        os._exit(int(arguments.get("code", 3)))
+    if name == "pid":
+        return text_result(str(os.getpid()))
+    if name == "stderr":
+        sys.stderr.write(str(arguments.get("text", "")) + "\n")
+        sys.stderr.flush()
+        return text_result("ok")
+    raise KeyError(name)
+
+
+def handle(message: dict) -> None:
+    method = message.get("method")
+    if "id" not in message:
+        return  # notifications
+    if slow:
+        time.sleep(slow)
+    request_id = message["id"]
+    params = message.get("params") or {}
+    try:
+        if method == "initialize":
+            if flag("--hang-on-initialize"):
+                return
+            result = {
+                "protocolVersion": params.get("protocolVersion", "2025-06-18"),
+                "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
+                "serverInfo": {"name": "misbehaving", "version": "1.0"},
+            }
+            send({"jsonrpc": "2.0", "id": request_id, "result": result})
+            if flag("--close-stdout-after-init"):
+                os.close(1)
+            return
+        if method == "ping":
+            result = {}
+        elif method == "tools/list":
+            result = {"tools": TOOLS}
+        elif method == "tools/call":
+            result = call_tool(params["name"], params.get("arguments") or {})
+        elif method == "resources/list":
+            result = {"resources": []}
+        elif method == "prompts/list":
+            result = {"prompts": []}
+        else:
+            send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": f"no {method}"}})
+            return
+        send({"jsonrpc": "2.0", "id": request_id, "result": result})
+    except Exception as exc:  # noqa: BLE001
+        send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32603, "message": repr(exc)}})
+    except OSError:
+        pass
+
+
+def main() -> None:
+    code = option("--exit-before-handshake")
+    if code is not None:
+        sys.stderr.write("misbehaving: fatal: cannot open the database (on purpose)\n")
+        sys.stderr.flush()
+        sys.exit(int(code))
+    grandchild_pid = 0
+    if flag("--grandchild"):
+        grandchild_pid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]).pid
+    if flag("--ignore-eof-and-sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pidfile = option("--pidfile")
+    if pidfile:
+        with open(pidfile + ".tmp", "w") as f:
+            f.write(f"{os.getpid()} {grandchild_pid}")
+        os.replace(pidfile + ".tmp", pidfile)
+    flood = option("--flood-stderr")
+    if flood:
+        line = b"e" * 1023 + b"\n"
+        for _ in range(int(float(flood) * 1024)):
+            sys.stderr.buffer.write(line)
+        sys.stderr.buffer.write(b"flood done\n")
+        sys.stderr.flush()
+    for raw in sys.stdin.buffer:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if message.get("method") == "tools/call" or slow:
+            threading.Thread(target=handle, args=(message,), daemon=True).start()
+        else:
+            handle(message)
+    if flag("--ignore-eof-and-sigterm"):
+        while True:
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
