@@ -10,6 +10,7 @@ Switches (any combination):
   --unknown-id                   also answer every request a second time with an unknown id
   --slow SECONDS                 wait before each answer
   --close-stdout-after-init      close stdout after answering initialize, then keep running
+  --encoding NAME                read and write JSON lines in that encoding
   --pidfile PATH                 write "pid grandchild_pid" there once running
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text).
@@ -36,6 +37,7 @@ def option(name: str, default: str | None = None) -> str | None:
 
 out_lock = threading.Lock()
 stdout = sys.stdout.buffer
+encoding = option("--encoding", "utf-8") or "utf-8"
 slow = float(option("--slow", "0") or 0)
 
 TOOLS = [
@@ -48,15 +50,18 @@ TOOLS = [
         ("crash", "Exit at once", {"code": {"type": "integer"}}),
         ("pid", "The server's pid", {}),
         ("stderr", "Write to stderr", {"text": {"type": "string"}}),
+        ("env", "An environment variable", {"name": {"type": "string"}}),
+        ("cwd", "The working directory", {}),
+        ("accent", "The word cafe with an accent, made by the server", {}),
     ]
 ]
 
 
 def send(message: dict) -> None:
-    data = (json.dumps(message) + "\n").encode()
+    data = (json.dumps(message, ensure_ascii=False) + "\n").encode(encoding)
     with out_lock:
         if flag("--garbage"):
-            stdout.write(b"this is not json\n{\"jsonrpc\": \"2.0\", \"id\"\n")
+            stdout.write(b'this is not json\n{"jsonrpc": "2.0", "id"\n')
         stdout.write(data)
         if flag("--unknown-id") and "id" in message:
             stdout.write((json.dumps({**message, "id": 987654321}) + "\n").encode())
@@ -83,6 +88,12 @@ def call_tool(name: str, arguments: dict) -> dict:
         os._exit(int(arguments.get("code", 3)))
     if name == "pid":
         return text_result(str(os.getpid()))
+    if name == "env":
+        return text_result(os.environ.get(str(arguments["name"]), "<unset>"))
+    if name == "accent":
+        return text_result("caf\u00e9")
+    if name == "cwd":
+        return text_result(os.getcwd())
     if name == "stderr":
         sys.stderr.write(str(arguments.get("text", "")) + "\n")
         sys.stderr.flush()
@@ -125,7 +136,7 @@ def handle(message: dict) -> None:
             send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": f"no {method}"}})
             return
         send({"jsonrpc": "2.0", "id": request_id, "result": result})
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32603, "message": repr(exc)}})
     except OSError:
         pass
@@ -156,7 +167,7 @@ def main() -> None:
         sys.stderr.flush()
     for raw in sys.stdin.buffer:
         try:
-            message = json.loads(raw)
+            message = json.loads(raw.decode(encoding))
         except ValueError:
             continue
         if message.get("method") == "tools/call" or slow:
