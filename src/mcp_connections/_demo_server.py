@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sys
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -82,4 +81,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -121,6 +121,7 @@ class ConnectionManager(ABC, Generic[T]):
         """Report that the connection ended on its own; the first report wins."""
         if self._lost_error is None and not self._stop_called:
             self._lost_error = error
+            self._error = error  # known now, before the cleanup ends: pending requests can name it
             logger.info("%s: %s", self.name, error.message)
         if self._leave is not None:
             self._leave.set()
