@@ -12,6 +12,8 @@ from .errors import (
     ServerExitedError,
     ServerStartError,
 )
+from .restart import RestartPolicy
+from .session import ManagedSession
 from .stdio import StdioConnectionManager
 
 __version__ = "0.1.0"
@@ -25,7 +27,9 @@ __all__ = [
     "GroupStartError",
     "HandshakeTimeoutError",
     "MCPConnectionError",
+    "ManagedSession",
     "RequestTimeoutError",
+    "RestartPolicy",
     "ServerExitedError",
     "ServerStartError",
     "StdioConnectionManager",

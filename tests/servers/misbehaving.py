@@ -11,9 +11,14 @@ Switches (any combination):
   --slow SECONDS                 wait before each answer
   --close-stdout-after-init      close stdout after answering initialize, then keep running
   --encoding NAME                read and write JSON lines in that encoding
+  --exit-after-init              exit (code 4) as soon as the client says initialized
+  --times N --state-file PATH    with --exit-after-init: only the first N runs exit (counted in PATH)
+  --paginate                     list tools one per page
   --pidfile PATH                 write "pid grandchild_pid" there once running
 
-Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text).
+Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text), env(name), cwd(),
+accent(), freeze() (stop answering anything, pings included, while staying alive).
+A notifications/cancelled is logged to stderr as "cancelled <id>".
 """
 
 import json
@@ -52,6 +57,7 @@ TOOLS = [
         ("stderr", "Write to stderr", {"text": {"type": "string"}}),
         ("env", "An environment variable", {"name": {"type": "string"}}),
         ("cwd", "The working directory", {}),
+        ("freeze", "Stop answering anything", {}),
         ("accent", "The word cafe with an accent, made by the server", {}),
     ]
 ]
@@ -90,6 +96,9 @@ def call_tool(name: str, arguments: dict) -> dict:
         return text_result(str(os.getpid()))
     if name == "env":
         return text_result(os.environ.get(str(arguments["name"]), "<unset>"))
+    if name == "freeze":
+        frozen.set()
+        return text_result("frozen")
     if name == "accent":
         return text_result("caf\u00e9")
     if name == "cwd":
@@ -101,8 +110,30 @@ def call_tool(name: str, arguments: dict) -> dict:
     raise KeyError(name)
 
 
+frozen = threading.Event()
+
+
+def exits_this_run() -> bool:
+    times, state_file = option("--times"), option("--state-file")
+    if times is None or state_file is None:
+        return True
+    runs = int(open(state_file).read()) if os.path.exists(state_file) else 0
+    with open(state_file, "w") as f:
+        f.write(str(runs + 1))
+    return runs < int(times)
+
+
 def handle(message: dict) -> None:
     method = message.get("method")
+    if frozen.is_set():
+        return
+    if method == "notifications/cancelled":
+        sys.stderr.write(f"cancelled {(message.get('params') or {}).get('requestId')}\n")
+        sys.stderr.flush()
+    if method == "notifications/initialized" and flag("--exit-after-init") and EXITS:
+        sys.stderr.write("exiting after init (on purpose)\n")
+        sys.stderr.flush()
+        os._exit(4)
     if "id" not in message:
         return  # notifications
     if slow:
@@ -124,6 +155,11 @@ def handle(message: dict) -> None:
             return
         if method == "ping":
             result = {}
+        elif method == "tools/list" and flag("--paginate"):
+            index = int(params.get("cursor") or 0)
+            result = {"tools": TOOLS[index : index + 1]}
+            if index + 1 < len(TOOLS):
+                result["nextCursor"] = str(index + 1)
         elif method == "tools/list":
             result = {"tools": TOOLS}
         elif method == "tools/call":
@@ -142,7 +178,13 @@ def handle(message: dict) -> None:
         pass
 
 
+EXITS = True
+
+
 def main() -> None:
+    global EXITS
+    if flag("--exit-after-init"):
+        EXITS = exits_this_run()
     code = option("--exit-before-handshake")
     if code is not None:
         sys.stderr.write("misbehaving: fatal: cannot open the database (on purpose)\n")
