@@ -1,6 +1,7 @@
 """Connections to MCP servers that start, stay up, notice death, restart and shut down cleanly."""
 
 from .base import ConnectionManager, ConnectionState
+from .config import ServerConfig
 from .errors import (
     ConfigError,
     ConnectError,
@@ -12,6 +13,7 @@ from .errors import (
     ServerExitedError,
     ServerStartError,
 )
+from .group import ServerGroup, ServerStatus
 from .restart import RestartPolicy
 from .session import ManagedSession
 from .stdio import StdioConnectionManager
@@ -30,7 +32,10 @@ __all__ = [
     "ManagedSession",
     "RequestTimeoutError",
     "RestartPolicy",
+    "ServerConfig",
     "ServerExitedError",
+    "ServerGroup",
     "ServerStartError",
+    "ServerStatus",
     "StdioConnectionManager",
 ]

@@ -14,6 +14,7 @@ Switches (any combination):
   --exit-after-init              exit (code 4) as soon as the client says initialized
   --times N --state-file PATH    with --exit-after-init: only the first N runs exit (counted in PATH)
   --paginate                     list tools one per page
+  --start-delay SECONDS          sleep before serving (a slow start-up)
   --pidfile PATH                 write "pid grandchild_pid" there once running
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text), env(name), cwd(),
@@ -190,6 +191,7 @@ def main() -> None:
         sys.stderr.write("misbehaving: fatal: cannot open the database (on purpose)\n")
         sys.stderr.flush()
         sys.exit(int(code))
+    time.sleep(float(option("--start-delay", "0") or 0))
     grandchild_pid = 0
     if flag("--grandchild"):
         grandchild_pid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]).pid

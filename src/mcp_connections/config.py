@@ -1,0 +1,248 @@
+"""The ``mcpServers`` configuration format, parsed and checked: pure logic, no I/O but reading the file.
+
+The format is the one Claude Desktop, Cursor and other MCP hosts use::
+
+    {"mcpServers": {
+        "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "${HOME}"]},
+        "remote": {"url": "https://example.com/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+    }}
+
+(VS Code's ``{"servers": {...}}`` is read too.) Extras this library understands: ``transport`` (or
+``type``), ``disabled``, ``required``, ``restart``, ``init_timeout``, ``request_timeout``,
+``ping_interval``; keys it does not know are left alone, since hosts add their own. ``${VAR}`` and
+``${VAR:-default}`` are expanded from the environment in ``command``, ``args``, ``env``, ``cwd``,
+``url`` and ``headers`` by plain string substitution, never through a shell. Every mistake raises a
+``ConfigError`` that names the file, the server and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from ._redact import redact_url
+from .errors import ConfigError
+from .restart import RestartPolicy
+
+__all__ = ["ServerConfig", "Transport", "load_config", "parse_config"]
+
+Transport = Literal["stdio", "streamable-http", "sse", "websocket"]
+
+_TRANSPORT_NAMES: dict[str, Transport] = {
+    "stdio": "stdio",
+    "streamable-http": "streamable-http",
+    "streamable_http": "streamable-http",
+    "streamablehttp": "streamable-http",
+    "http": "streamable-http",
+    "sse": "sse",
+    "websocket": "websocket",
+    "ws": "websocket",
+}
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One server of a config file, checked and with its variables expanded."""
+
+    name: str
+    transport: Transport | None  # None: a URL whose transport is found out (streamable HTTP, then SSE)
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    disabled: bool = False
+    required: bool = False
+    restart: RestartPolicy | Literal["default"] | None = "default"  # "default": whatever the group says
+    init_timeout: float | None = None
+    request_timeout: float | None = None
+    ping_interval: float | None = None
+
+    def __repr__(self) -> str:
+        # env and header values are secrets more often than not: show their names only.
+        target = f"command={self.command!r}" if self.command is not None else f"url={redact_url(self.url or '')!r}"
+        return (
+            f"ServerConfig(name={self.name!r}, transport={self.transport!r}, {target}, "
+            f"env=[{', '.join(self.env)}], headers=[{', '.join(self.headers)}])"
+        )
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> dict[str, ServerConfig]:
+    """Read and check a config file: ``{name: ServerConfig}`` in file order, disabled servers included."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no such file (looked in {Path(path).resolve()})", source=source) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", source=source) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=source) from exc
+    return parse_config(data, environ, source=source)
+
+
+def parse_config(
+    data: Any, environ: Mapping[str, str] | None = None, *, source: str = "<config>"
+) -> dict[str, ServerConfig]:
+    """Check a config already loaded from JSON: ``{name: ServerConfig}`` in order, disabled ones included."""
+    env = os.environ if environ is None else environ
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a JSON object with an 'mcpServers' object, got {_kind(data)}", source=source)
+    key = "mcpServers" if "mcpServers" in data else "servers" if "servers" in data else None
+    if key is None:
+        raise ConfigError("expected an 'mcpServers' object at the top level", source=source)
+    servers = data[key]
+    if not isinstance(servers, Mapping):
+        raise ConfigError(f"'{key}' must be an object of servers by name, got {_kind(servers)}", source=source)
+    return {str(name): _parse_server(str(name), entry, env, source) for name, entry in servers.items()}
+
+
+def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str) -> ServerConfig:
+    def error(message: str, field_name: str | None = None) -> ConfigError:
+        where = f"field {field_name!r}: " if field_name else ""
+        return ConfigError(where + message, source=source, server=name)
+
+    if not isinstance(entry, Mapping):
+        raise error(f"a server must be an object, got {_kind(entry)}")
+
+    def expand(value: str, field_name: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            variable, default = match.group(1), match.group(2)
+            if variable in environ:
+                return environ[variable]
+            if default is not None:
+                return default
+            raise error(
+                f"environment variable {variable!r} is not set and has no default (${{VAR:-default}})", field_name
+            )
+
+        return _VARIABLE.sub(substitute, value)
+
+    def string(field_name: str, required: bool = False) -> str | None:
+        value = entry.get(field_name)
+        if value is None:
+            if required:
+                raise error("is required", field_name)
+            return None
+        if not isinstance(value, str):
+            raise error(f"expected a string, got {_kind(value)}", field_name)
+        return expand(value, field_name)
+
+    def string_map(field_name: str) -> dict[str, str]:
+        value = entry.get(field_name)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            raise error(f"expected an object of strings, got {_kind(value)}", field_name)
+        return {str(k): expand(v, f"{field_name}.{k}") for k, v in value.items()}
+
+    def boolean(field_name: str) -> bool:
+        value = entry.get(field_name, False)
+        if not isinstance(value, bool):
+            raise error(f"expected true or false, got {_kind(value)}", field_name)
+        return value
+
+    def seconds(field_name: str) -> float | None:
+        value = entry.get(field_name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise error(f"expected a number of seconds > 0, got {value!r}", field_name)
+        return float(value)
+
+    command = string("command")
+    url = string("url")
+    if command is None and url is None:
+        raise error("needs either 'command' (a local server) or 'url' (a remote one)")
+    if command is not None and url is not None:
+        raise error("has both 'command' and 'url'; keep the one that says how to reach the server")
+
+    raw_transport = entry.get("transport", entry.get("type"))
+    field_name = "transport" if "transport" in entry else "type"
+    transport: Transport | None
+    if raw_transport is None:
+        transport = "stdio" if command is not None else _guess_transport(url or "")
+    elif not isinstance(raw_transport, str) or raw_transport.lower() not in _TRANSPORT_NAMES:
+        known = ", ".join(sorted(_TRANSPORT_NAMES))
+        raise error(f"unknown transport {raw_transport!r}; use one of {known}", field_name)
+    else:
+        transport = _TRANSPORT_NAMES[raw_transport.lower()]
+    if transport == "stdio" and command is None:
+        raise error("the stdio transport needs 'command'", field_name)
+    if transport not in (None, "stdio") and url is None:
+        raise error(f"the {transport} transport needs 'url'", field_name)
+
+    args = entry.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise error(f"expected a list of strings, got {_kind(args)}", "args")
+
+    return ServerConfig(
+        name=name,
+        transport=transport,
+        command=command,
+        args=tuple(expand(a, "args") for a in args),
+        env=string_map("env"),
+        cwd=string("cwd"),
+        url=url,
+        headers=string_map("headers"),
+        disabled=boolean("disabled"),
+        required=boolean("required"),
+        restart=_parse_restart(entry.get("restart", "default"), error),
+        init_timeout=seconds("init_timeout"),
+        request_timeout=seconds("request_timeout"),
+        ping_interval=seconds("ping_interval"),
+    )
+
+
+def _parse_restart(value: Any, error: Any) -> RestartPolicy | Literal["default"] | None:
+    if value == "default":
+        return "default"
+    if value == "no" or value is False:
+        return None
+    if value == "on-failure" or value is True:
+        return RestartPolicy()
+    if isinstance(value, Mapping):
+        known = {f.name for f in fields(RestartPolicy)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise error(f"unknown restart settings {unknown}; known: {sorted(known)}", "restart")
+        for key, item in value.items():
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise error(f"{key} must be a number, got {_kind(item)}", f"restart.{key}")
+        try:
+            return RestartPolicy(**value)
+        except (TypeError, ValueError) as exc:
+            raise error(str(exc), "restart") from exc
+    raise error(f'expected "no", "on-failure" or an object of restart settings, got {value!r}', "restart")
+
+
+def _guess_transport(url: str) -> Transport | None:
+    lowered = url.lower()
+    if lowered.startswith(("ws://", "wss://")):
+        return "websocket"
+    path = lowered.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    if path.endswith("/sse"):
+        return "sse"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
