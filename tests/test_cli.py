@@ -1,21 +1,147 @@
-"""The ``mcp-connections`` console script, run as a real subprocess."""
+"""The ``mcp-connections`` console script, run as a real subprocess against temporary configs."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import MISBEHAVING
 
 SCRIPT = Path(sys.executable).parent / "mcp-connections"
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
-def test_demo_runs_the_bundled_server_and_exits_zero_with_nothing_left_running() -> None:
-    result = run_cli("demo")
+def server(*flags: str, **extra: Any) -> dict[str, Any]:
+    return {"command": sys.executable, "args": [str(MISBEHAVING), *flags], **extra}
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"first": server(), "second": server("--paginate")}}))
+    return path
+
+
+def test_demo_starts_calls_restarts_and_stops_everything_with_exit_zero() -> None:
+    result = run_cli("demo", timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "ready in" in result.stdout
-    assert "add(2, 3) = 5" in result.stdout
-    assert "stopped in" in result.stdout
+    out = result.stdout
+    for name in ("alpha", "beta", "gamma"):
+        assert f"{name}: add(2, 3) = 5" in out
+    assert "streamable-http" in out and "stdio" in out
+    assert "noticed and restarted" in out
+    assert "stopped all servers" in out
+
+
+def test_check_prints_a_status_table_and_exits_zero_when_all_servers_work(config_file: Path) -> None:
+    result = run_cli("check", str(config_file))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("server") and "ready in ms" in line for line in lines)
+    first = next(line for line in lines if line.startswith("first "))
+    assert "stdio" in first and "connected" in first and " 11 " in first
+
+
+def test_check_json_is_machine_readable(config_file: Path) -> None:
+    result = run_cli("check", str(config_file), "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert set(status) == {"first", "second"}
+    assert status["second"]["state"] == "connected"
+    assert status["second"]["tools"] == 11
+    assert status["first"]["ready_in"] > 0 and status["first"]["pid"] > 0 and status["first"]["error"] is None
+
+
+def test_check_exits_one_and_says_why_when_a_server_fails(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"ok": server(), "bad": server("--exit-before-handshake", "3")}}))
+    result = run_cli("check", str(path), "--json")
+    assert result.returncode == 1
+    status = json.loads(result.stdout)
+    assert status["ok"]["state"] == "connected"
+    assert status["bad"]["state"] == "failed" and "exited with code 3" in status["bad"]["error"]
+
+
+def test_check_timeout_bounds_the_whole_check(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"slow": server("--start-delay", "30")}}))
+    started = time.monotonic()
+    result = run_cli("check", str(path), "--timeout", "1")
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert "timed out" in result.stdout
+
+
+def test_secrets_in_env_and_headers_are_never_printed(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    config = {
+        "mcpServers": {
+            "local": server("--exit-before-handshake", "1", env={"API_TOKEN": "sk-local-secret-123"}),
+            "remote": {
+                "url": "http://user:pw-in-url@127.0.0.1:9/mcp",
+                "headers": {"Authorization": "Bearer sk-header-secret-456"},
+            },
+        }
+    }
+    path.write_text(json.dumps(config))
+    for extra in ((), ("--json",)):
+        result = run_cli("check", str(path), "--timeout", "20", *extra)
+        text = result.stdout + result.stderr
+        assert result.returncode == 1
+        for secret in ("sk-local-secret-123", "sk-header-secret-456", "pw-in-url"):
+            assert secret not in text
+
+
+def test_a_missing_default_config_says_where_it_looked_and_exits_two(tmp_path: Path) -> None:
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert str(tmp_path / "mcp.json") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_config_prints_the_config_error_without_a_traceback_and_exits_two(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text('{"mcpServers": {"x": {"command": "a", "transport": "pigeon"}}}')
+    result = run_cli("check", str(path))
+    assert result.returncode == 2
+    assert "unknown transport" in result.stderr and "'x'" in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+    path.write_text("{not json")
+    result = run_cli("tools", str(path))
+    assert result.returncode == 2 and "line 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tools_lists_every_server_or_one(config_file: Path) -> None:
+    result = run_cli("tools", str(config_file))
+    assert result.returncode == 0, result.stderr
+    assert "first" in result.stdout and "second" in result.stdout and "echo" in result.stdout
+    result = run_cli("tools", str(config_file), "--server", "second", "--json")
+    assert result.returncode == 0, result.stderr
+    tools = json.loads(result.stdout)
+    assert list(tools) == ["second"] and len(tools["second"]) == 11
+    assert tools["second"][0]["name"] == "echo" and "inputSchema" in tools["second"][0]
+
+
+def test_call_calls_one_tool_with_json_arguments(config_file: Path) -> None:
+    result = run_cli("call", str(config_file), "first", "add", "--args", '{"a": 40, "b": 2}')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+    result = run_cli("call", "second", "echo", "--args", '{"text": "hi"}', "--json", cwd=config_file.parent)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["content"][0]["text"] == "hi"
+
+
+def test_call_with_bad_arguments_or_an_unknown_server_fails_clearly(config_file: Path) -> None:
+    result = run_cli("call", str(config_file), "first", "add", "--args", "{oops")
+    assert result.returncode == 2 and "--args" in result.stderr
+    result = run_cli("call", str(config_file), "nobody", "add")
+    assert result.returncode == 2 and "nobody" in result.stderr and "Traceback" not in result.stderr
