@@ -9,7 +9,8 @@ The format is the one Claude Desktop, Cursor and other MCP hosts use::
 
 (VS Code's ``{"servers": {...}}`` is read too.) Extras this library understands: ``transport`` (or
 ``type``), ``disabled``, ``required``, ``restart``, ``init_timeout``, ``request_timeout``,
-``ping_interval``; keys it does not know are left alone, since hosts add their own. ``${VAR}`` and
+``ping_interval``, ``inherit_env`` (``true``, or a list of variable names: more of the caller's
+environment than the safe default); keys it does not know are left alone, since hosts add their own. ``${VAR}`` and
 ``${VAR:-default}`` are expanded from the environment in ``command``, ``args``, ``env``, ``cwd``,
 ``url`` and ``headers`` by plain string substitution, never through a shell. Every mistake raises a
 ``ConfigError`` that names the file, the server and the field.
@@ -65,6 +66,7 @@ class ServerConfig:
     init_timeout: float | None = None
     request_timeout: float | None = None
     ping_interval: float | None = None
+    inherit_env: bool | tuple[str, ...] = False
 
     def __repr__(self) -> str:
         # env and header values are secrets more often than not: show their names only.
@@ -182,6 +184,12 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
     if transport not in (None, "stdio") and url is None:
         raise error(f"the {transport} transport needs 'url'", field_name)
 
+    inherit_env = entry.get("inherit_env", False)
+    if isinstance(inherit_env, list) and all(isinstance(n, str) for n in inherit_env):
+        inherit_env = tuple(inherit_env)
+    elif not isinstance(inherit_env, bool):
+        raise error(f"expected true, false or a list of variable names, got {_kind(inherit_env)}", "inherit_env")
+
     args = entry.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise error(f"expected a list of strings, got {_kind(args)}", "args")
@@ -201,6 +209,7 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
         init_timeout=seconds("init_timeout"),
         request_timeout=seconds("request_timeout"),
         ping_interval=seconds("ping_interval"),
+        inherit_env=inherit_env,
     )
 
 

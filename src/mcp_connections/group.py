@@ -127,7 +127,7 @@ class ServerGroup:
                 command=config.command, args=list(config.args), env=dict(config.env) or None, cwd=config.cwd
             )
             errlog = _PrefixedErrlog(config.name, self._errlog if self._errlog is not None else sys.stderr)
-            return StdioConnectionManager(params, errlog=errlog)  # type: ignore[arg-type]
+            return StdioConnectionManager(params, errlog=errlog, inherit_env=config.inherit_env)  # type: ignore[arg-type]
         assert config.url is not None
         headers = dict(config.headers) or None
         if transport == "sse":

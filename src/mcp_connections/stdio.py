@@ -23,7 +23,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TextIO
@@ -81,10 +81,21 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
     ``pid``, ``returncode`` and ``stderr_tail`` describe the current (or last) server process.
     """
 
-    def __init__(self, server_params: StdioServerParameters, errlog: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        server_params: StdioServerParameters,
+        errlog: TextIO = sys.stderr,
+        *,
+        inherit_env: bool | Sequence[str] = False,
+    ) -> None:
+        """``inherit_env`` opts in to more of the caller's environment than the SDK's safe default (``HOME``,
+        ``PATH``, ``USER``...): ``True`` for all of it, or the names of the variables to pass on. Without it
+        a server never sees the caller's secrets (``AWS_*``, tokens) unless ``server_params.env`` names them.
+        """
         super().__init__()
         self.server_params = server_params
         self.errlog = errlog
+        self.inherit_env = inherit_env
         self.command_line = describe_command(server_params.command, server_params.args)
         self.name = self.command_line
         self._process: anyio.abc.Process | None = None
@@ -147,7 +158,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
 
     async def _spawn(self, params: StdioServerParameters) -> anyio.abc.Process:
         cwd = Path(params.cwd) if params.cwd is not None else None
-        env = get_default_environment() | (params.env or {})
+        env = get_default_environment() | self._inherited_env() | (params.env or {})
         try:
             return await anyio.open_process(
                 [params.command, *params.args],
@@ -162,6 +173,13 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             raise ServerStartError(_explain_spawn_error(exc, params.command, cwd, env), server=self.name) from exc
         except ValueError as exc:  # embedded NUL bytes and the like
             raise ServerStartError(f"invalid command line: {exc}", server=self.name) from exc
+
+    def _inherited_env(self) -> dict[str, str]:
+        if self.inherit_env is True:
+            return dict(os.environ)
+        if not self.inherit_env:
+            return {}
+        return {name: os.environ[name] for name in self.inherit_env if name in os.environ}
 
     async def _watch_exit(self, process: anyio.abc.Process, exited: anyio.Event) -> None:
         """Set ``exited`` as soon as the server process has exited and been reaped."""
