@@ -91,6 +91,16 @@ async def test_start_and_stop_may_run_in_different_tasks(remote_server: RemoteSe
     assert manager.state is ConnectionState.STOPPED
 
 
+async def test_an_idle_connection_outlives_the_connect_timeout(remote_server: RemoteServer) -> None:
+    manager = make_manager(remote_server.transport, remote_server.url, timeout=0.5)
+    async with manager as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        await anyio.sleep(1.2)  # quiet streams are bounded by the read timeout, not by timeout
+        assert manager.state is ConnectionState.CONNECTED
+        assert await call_text(session, "sleep", seconds=0.7) == "slept"
+        assert manager.state is ConnectionState.CONNECTED
+
+
 async def test_a_server_killed_mid_call_fails_the_call_and_the_manager(remote_server: RemoteServer) -> None:
     manager = make_manager(remote_server.transport, remote_server.url, timeout=TIMEOUT)
     read, write = await manager.start()

@@ -248,9 +248,10 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
         """Event hook on every request: until the server has answered once, ``timeout`` bounds every wait.
 
         The first request is the connect of a lazy transport; with ``read_timeout`` (minutes, for long
-        tool calls) a server that accepts connections but never answers would hang it.
+        tool calls) a server that accepts connections but never answers would hang it. POSTs only: an
+        event stream opened now must stay quiet for as long as ``read_timeout`` allows.
         """
-        if not self._established and self._is_mcp_request(request):
+        if request.method == "POST" and not self._established and self._is_mcp_request(request):
             request.extensions = {**request.extensions, "timeout": httpx2.Timeout(self.timeout).as_dict()}
 
     async def _watch_response(self, response: httpx2.Response) -> None:
@@ -299,13 +300,21 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
         return describe_http_error(exc, self.timeout, self._usual_paths)
 
     async def _close_client(self, client: httpx2.AsyncClient) -> None:
-        """Close the client's connection pool even under cancellation: sockets must not outlive stop()."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLIENT_CLOSE_TIMEOUT):
+        """Close the client's connection pool even under cancellation: sockets must not outlive stop().
+
+        Cutting the close short is safe: a TLS stream whose goodbye is cut off is closed forcefully.
+        """
+        budget = self._stop_budget()
+        limit = CLIENT_CLOSE_TIMEOUT if budget is None else max(_MIN_CLOSE_TIME, min(CLIENT_CLOSE_TIMEOUT, budget))
+        with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
             await client.aclose()
 
 
 # Bound on closing an HTTP client's pool; closing sockets is local, only a TLS close_notify can wait.
 CLIENT_CLOSE_TIMEOUT = 1.0
+
+# Least time given to closing a pool when stop()'s budget is spent: enough for the local closes.
+_MIN_CLOSE_TIME = 0.05
 
 
 class _WatchedBody(httpx2.AsyncByteStream):
