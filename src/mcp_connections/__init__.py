@@ -1,5 +1,7 @@
 """Connections to MCP servers that start, stay up, notice death, restart and shut down cleanly."""
 
+import logging as _logging
+
 from .base import ConnectionManager, ConnectionState
 from .config import ServerConfig
 from .errors import (
@@ -16,9 +18,16 @@ from .errors import (
 from .group import ServerGroup, ServerStatus
 from .restart import RestartPolicy
 from .session import ManagedSession
+from .sse import SseConnectionManager
 from .stdio import StdioConnectionManager
+from .streamable_http import StreamableHttpConnectionManager
+from .websocket import WebSocketConnectionManager
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where it goes. Without this, Python's last-resort handler
+# would print our warnings to stderr in applications that configured no logging at all.
+_logging.getLogger("mcp_connections").addHandler(_logging.NullHandler())
 
 __all__ = [
     "ConfigError",
@@ -37,5 +46,8 @@ __all__ = [
     "ServerGroup",
     "ServerStartError",
     "ServerStatus",
+    "SseConnectionManager",
     "StdioConnectionManager",
+    "StreamableHttpConnectionManager",
+    "WebSocketConnectionManager",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -211,6 +212,7 @@ async def run_call(path: str, server: str, tool: str, arguments: dict[str, Any],
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-connections", description="Start, check and call MCP servers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run bundled demo servers: start, call, crash one, restart, stop")
 
@@ -234,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
+    # Failures are in the output already; logs are for --verbose.
+    logging.basicConfig(
+        level=logging.INFO if options.verbose else logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s"
+    )
     out = Output()
     try:
         if options.command == "demo":
