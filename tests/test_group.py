@@ -158,3 +158,29 @@ async def test_stderr_of_group_servers_goes_to_errlog_prefixed_by_name() -> None
             while "hello from loud" not in errlog.getvalue():
                 await anyio.sleep(0.01)
     assert "[loud] hello from loud\n" in errlog.getvalue()
+
+
+async def test_a_url_without_a_transport_falls_back_to_sse_and_says_so() -> None:
+    import subprocess
+
+    from .remote import _read_port
+
+    process = subprocess.Popen(
+        [sys.executable, str(MISBEHAVING.parent / "http_server.py"), "--transport", "sse", "--sse-path", "/events"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        port = _read_port(process)
+        group = ServerGroup.from_config(config(old={"url": f"http://127.0.0.1:{port}/events"}), errlog=io.StringIO())
+        async with group:
+            status = group.status()["old"]
+            assert status.state is ConnectionState.CONNECTED, status.error
+            assert status.transport == "sse"
+            result = await group.call_tool("old", "echo", {"text": "via sse"})
+            assert result.content[0].text == "via sse"  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()

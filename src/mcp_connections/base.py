@@ -58,8 +58,8 @@ STOP_MARGIN = 0.5
 _ABANDONED_START_STOP_TIMEOUT = 5.0
 
 
-class ConnectionState(enum.Enum):
-    """Where a connection is in its life."""
+class ConnectionState(enum.StrEnum):
+    """Where a connection is in its life (a ``str``: ``ConnectionState.CONNECTED == "connected"``)."""
 
     IDLE = "idle"
     CONNECTING = "connecting"
@@ -67,9 +67,6 @@ class ConnectionState(enum.Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _RUNNING = (ConnectionState.CONNECTING, ConnectionState.CONNECTED, ConnectionState.STOPPING)

@@ -117,7 +117,7 @@ class ServerGroup:
                     options["restart"] = value
             elif value is not None:
                 options[key] = value
-        self._transports[config.name] = transport if config.transport is not None else f"{transport} (auto)"
+        self._transports[config.name] = transport
         return ManagedSession(manager, **options)
 
     def _new_manager(self, config: ServerConfig, transport: Transport) -> ConnectionManager[Any]:
@@ -233,7 +233,7 @@ class ServerGroup:
                 await fallback.start()
             except MCPConnectionError as sse_error:
                 self._sessions[name] = session
-                self._transports[name] = "streamable-http (auto)"
+                self._transports[name] = "streamable-http"
                 raise ConnectError(
                     f"neither streamable HTTP ({exc.message}) nor SSE ({sse_error.message}) worked", server=name
                 ) from sse_error

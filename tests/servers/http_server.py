@@ -76,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http")
     parser.add_argument("--require-bearer", metavar="TOKEN")
+    parser.add_argument("--sse-path", default="/sse", help="where the SSE transport listens")
     args = parser.parse_args()
 
     server = build_server()
@@ -86,7 +87,7 @@ def main() -> None:
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
     )
     if args.transport == "sse":
-        app: ASGIApp = server.sse_app(transport_security=security)
+        app: ASGIApp = server.sse_app(sse_path=args.sse_path, transport_security=security)
     else:
         # The app's lifespan runs the streamable HTTP session manager; uvicorn runs it (lifespan="on").
         app = server.streamable_http_app(transport_security=security)
