@@ -118,7 +118,10 @@ def exits_this_run() -> bool:
     times, state_file = option("--times"), option("--state-file")
     if times is None or state_file is None:
         return True
-    runs = int(open(state_file).read()) if os.path.exists(state_file) else 0
+    runs = 0
+    if os.path.exists(state_file):
+        with open(state_file) as f:
+            runs = int(f.read())
     with open(state_file, "w") as f:
         f.write(str(runs + 1))
     return runs < int(times)
