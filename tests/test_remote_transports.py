@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator
+from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
@@ -15,7 +18,7 @@ from mcp_connections._remote import RemoteConnectionManager
 
 from . import remote
 from .conftest import Snapshot
-from .remote import BEARER_TOKEN, RemoteServer, assert_no_growth, free_port, make_manager
+from .remote import BEARER_TOKEN, RemoteServer, assert_no_growth, free_port, make_manager, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -205,6 +208,41 @@ async def test_the_bearer_header_is_sent_on_every_request(bearer_server: RemoteS
     async with manager as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         assert await call_text(session, "echo", text="authorized") == "authorized"
+
+
+class BearerAuth(httpx2.Auth):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
+@pytest.mark.parametrize("http_transport", ["streamable-http", "sse"])
+async def test_http_transports_build_their_client_with_the_factory_and_the_auth(http_transport: str) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def factory(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        calls.append({"headers": headers, "timeout": timeout, "auth": auth})
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth)
+
+    auth = BearerAuth(BEARER_TOKEN)
+    with running_server(http_transport, require_bearer=BEARER_TOKEN) as server:
+        manager = make_manager(
+            http_transport, server.url, headers={"X-Trace": "1"}, auth=auth, httpx_client_factory=factory
+        )
+        async with manager as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            assert await call_text(session, "echo", text="via factory") == "via factory"
+    assert len(calls) == 1
+    assert calls[0]["headers"] == {"X-Trace": "1"}
+    assert calls[0]["auth"] is auth
+    assert calls[0]["timeout"] == httpx2.Timeout(5, read=300)
 
 
 async def test_a_rejected_bearer_token_gives_a_connect_error_and_leaks_nowhere(

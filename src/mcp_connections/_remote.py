@@ -45,6 +45,25 @@ RemoteStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], Mem
 # secret too, these are for the ones a library adds on its own.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 
+# Bound on closing an HTTP client's pool; closing sockets is local, only a TLS close_notify can wait.
+CLIENT_CLOSE_TIMEOUT = 1.0
+
+# Least time given to closing a pool when stop()'s budget is spent: enough for the local closes.
+_MIN_CLOSE_TIME = 0.05
+
+
+class Failure(NamedTuple):
+    """What went wrong, and what to do about it when this failure alone says."""
+
+    what: str
+    hint: str | None = None
+
+
+SESSION_GONE = Failure(
+    "the server no longer knows this session (HTTP 404): it restarted or expired it",
+    "Start the connection again for a new session.",
+)
+
 
 class HttpClientFactory(Protocol):
     """Builds the ``httpx2.AsyncClient`` of one connection; the signature of the SDK's ``create_mcp_http_client``."""
@@ -310,13 +329,6 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
             await client.aclose()
 
 
-# Bound on closing an HTTP client's pool; closing sockets is local, only a TLS close_notify can wait.
-CLIENT_CLOSE_TIMEOUT = 1.0
-
-# Least time given to closing a pool when stop()'s budget is spent: enough for the local closes.
-_MIN_CLOSE_TIME = 0.05
-
-
 class _WatchedBody(httpx2.AsyncByteStream):
     """A response body that reports a transport error while it is read (the server died mid-stream)."""
 
@@ -368,13 +380,6 @@ class Lifetime:
 
 
 # -- describing failures ---------------------------------------------------------------------------------
-
-
-class Failure(NamedTuple):
-    """What went wrong, and what to do about it when this failure alone says."""
-
-    what: str
-    hint: str | None = None
 
 
 def describe_status(status: int, reason: str, method: str, usual_paths: str = "the path") -> Failure:
@@ -459,9 +464,3 @@ def _causes(exc: BaseException) -> list[BaseException]:
             if linked is not None:
                 pending.append(linked)
     return seen
-
-
-SESSION_GONE = Failure(
-    "the server no longer knows this session (HTTP 404): it restarted or expired it",
-    "Start the connection again for a new session.",
-)
