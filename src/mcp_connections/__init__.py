@@ -3,6 +3,7 @@
 import logging as _logging
 
 from .base import ConnectionManager, ConnectionState
+from .blocking import BlockingGroup, BlockingSession
 from .config import ServerConfig
 from .errors import (
     ConfigError,
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 _logging.getLogger("mcp_connections").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BlockingGroup",
+    "BlockingSession",
     "ConfigError",
     "ConnectError",
     "ConnectionLostError",
