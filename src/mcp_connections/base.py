@@ -69,7 +69,8 @@ class ConnectionState(enum.StrEnum):
     FAILED = "failed"
 
 
-_RUNNING = (ConnectionState.CONNECTING, ConnectionState.CONNECTED, ConnectionState.STOPPING)
+# The states in which a connection holds resources that stop() must release.
+RUNNING_STATES = frozenset({ConnectionState.CONNECTING, ConnectionState.CONNECTED, ConnectionState.STOPPING})
 
 
 def unwrap_exception(exc: BaseException) -> BaseException:
@@ -165,7 +166,7 @@ class ConnectionManager(ABC, Generic[T]):
         """
         if self._state is ConnectionState.STOPPING:
             await self.wait_closed()
-        if self._state in _RUNNING:
+        if self._state in RUNNING_STATES:
             raise RuntimeError(f"{self.name}: start() called while {self._state}; call stop() first")
         self._error = None
         self._lost_error = None
@@ -195,7 +196,7 @@ class ConnectionManager(ABC, Generic[T]):
         limit.
         """
         try:
-            if self._state not in _RUNNING:
+            if self._state not in RUNNING_STATES:
                 return
             limit = timeout if timeout is not None and timeout > 0 else None
             if not self._stop_called:
@@ -224,7 +225,7 @@ class ConnectionManager(ABC, Generic[T]):
 
     async def wait_closed(self) -> None:
         """Return once the connection has ended for any reason (at once when it is not running)."""
-        if self._closed is not None and self._state in _RUNNING:
+        if self._closed is not None and self._state in RUNNING_STATES:
             await self._closed.wait()
 
     async def __aenter__(self) -> T:

@@ -29,7 +29,7 @@ import anyio
 import mcp_types as types
 from mcp.client.stdio import StdioServerParameters
 
-from .base import ConnectionManager, ConnectionState
+from .base import RUNNING_STATES, ConnectionManager, ConnectionState
 from .config import ServerConfig, Transport, load_config, parse_config
 from .errors import ConnectError, GroupStartError, MCPConnectionError
 from .session import ManagedSession
@@ -44,8 +44,6 @@ _SSE_FALLBACK_STATUSES = (400, 404, 405)
 
 # Options of ManagedSession that a config entry may set, and the group's defaults may too.
 _SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval")
-
-_RUNNING = (ConnectionState.CONNECTING, ConnectionState.CONNECTED, ConnectionState.STOPPING)
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,7 @@ class ServerGroup:
         A failing server is isolated (see ``status()``); if a ``required`` one fails, every server is
         stopped and ``GroupStartError`` lists all the failures.
         """
-        running = [n for n, s in self._sessions.items() if s.state in _RUNNING]
+        running = [n for n, s in self._sessions.items() if s.state in RUNNING_STATES]
         if running:
             raise RuntimeError(f"start() called while servers are running ({', '.join(running)}); call stop() first")
         self._start_errors.clear()

@@ -31,7 +31,7 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from .base import ConnectionManager, ConnectionState, describe_exception
+from .base import RUNNING_STATES, ConnectionManager, ConnectionState, describe_exception
 from .errors import (
     ConnectError,
     ConnectionLostError,
@@ -57,7 +57,6 @@ _LOSS_REASON_WAIT = 0.5
 # What stop() may take beyond its timeout to wind the owner task down.
 _STOP_MARGIN = 0.5
 
-_RUNNING = (ConnectionState.CONNECTING, ConnectionState.CONNECTED, ConnectionState.STOPPING)
 _UNSET: Any = object()
 
 
@@ -170,7 +169,7 @@ class ManagedSession:
         """
         if self._state is ConnectionState.STOPPING:
             await self.wait_closed()
-        if self._state in _RUNNING:
+        if self._state in RUNNING_STATES:
             raise RuntimeError(f"{self.name}: start() called while {self._state}; call stop() first")
         self._error = None
         self._stop_called = False
@@ -194,7 +193,7 @@ class ManagedSession:
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Close the session and its connection within ``timeout`` (plus a small margin); never raises."""
         try:
-            if self._state not in _RUNNING:
+            if self._state not in RUNNING_STATES:
                 return
             limit = timeout if timeout is not None and timeout > 0 else None
             if not self._stop_called:
@@ -213,7 +212,7 @@ class ManagedSession:
 
     async def wait_closed(self) -> None:
         """Return once the session has ended for good (stopped, or failed past its restart policy)."""
-        if self._closed is not None and self._state in _RUNNING:
+        if self._closed is not None and self._state in RUNNING_STATES:
             await self._closed.wait()
 
     async def __aenter__(self) -> ManagedSession:
