@@ -184,7 +184,7 @@ class ConnectionManager(ABC, Generic[T]):
             return await asyncio.shield(ready)
         except asyncio.CancelledError:
             # The caller gave up: the attempt must not outlive it.
-            ready.add_done_callback(_consume_result)
+            ready.add_done_callback(consume_result)
             with anyio.CancelScope(shield=True):
                 await self.stop(_ABANDONED_START_STOP_TIMEOUT)
             raise
@@ -289,7 +289,7 @@ class ConnectionManager(ABC, Generic[T]):
             self._closed.set()
 
 
-def _consume_result(future: asyncio.Future[Any]) -> None:
+def consume_result(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as retrieved, so asyncio does not log it as lost."""
     if not future.cancelled():
         future.exception()

@@ -31,7 +31,7 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from .base import RUNNING_STATES, ConnectionManager, ConnectionState, describe_exception
+from .base import RUNNING_STATES, ConnectionManager, ConnectionState, consume_result, describe_exception
 from .errors import (
     ConnectError,
     ConnectionLostError,
@@ -185,7 +185,7 @@ class ManagedSession:
         try:
             return await asyncio.shield(ready)
         except asyncio.CancelledError:
-            ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+            ready.add_done_callback(consume_result)
             with anyio.CancelScope(shield=True):
                 await self.stop(HUNG_SERVER_STOP_TIMEOUT * 5)
             raise
