@@ -1,7 +1,10 @@
-"""redact_url and split_userinfo: pure functions, so examples and properties, no servers."""
+"""redact_url and split_userinfo (pure: examples and properties), and log redaction against a real server."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,3 +52,22 @@ def test_no_credential_survives_redaction(user: str, password: str, token: str) 
     shown = redact_url(url)
     assert password not in shown and token not in shown and user not in shown
     assert shown.startswith("https://example.com:8443/p?")
+
+
+@pytest.mark.anyio
+async def test_a_token_in_the_query_string_reaches_no_log_line_of_any_library(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mcp_connections import ManagedSession, StreamableHttpConnectionManager
+
+    from .remote import running_server
+
+    caplog.set_level(logging.DEBUG)
+    token = "qtok-8c1f0d7e5a2b4c6d9e0f1a2b"
+    with running_server("streamable-http") as server:
+        manager = StreamableHttpConnectionManager(server.url + f"?api_key={token}")
+        async with ManagedSession(manager) as session:
+            await session.call_tool("echo", {"text": "hi"})
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("HTTP Request" in line for line in lines), "httpx2 logged no request: the check proves nothing"
+    assert not [line for line in lines if token in line]

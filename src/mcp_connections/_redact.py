@@ -9,10 +9,18 @@ form that is safe to show; ``split_userinfo`` takes the userinfo out of a URL so
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "basic_authorization", "redact_url", "split_userinfo"]
+__all__ = [
+    "REDACTED",
+    "UrlRedactingFilter",
+    "basic_authorization",
+    "install_url_redaction",
+    "redact_url",
+    "split_userinfo",
+]
 
 REDACTED = "REDACTED"
 
@@ -71,3 +79,34 @@ def _redact_pair(piece: str) -> str:
         return REDACTED if _TOKEN_VALUE.fullmatch(unquote(name)) else piece
     secret = value and (_SECRET_NAME.search(unquote(name)) or _TOKEN_VALUE.fullmatch(unquote(value)))
     return f"{name}={REDACTED}" if secret else piece
+
+
+_URL_IN_TEXT = re.compile(r"\b(?:https?|wss?)://[^\s\"'<>]+")
+
+# Third-party loggers that write the URLs they request, query tokens included.
+_URL_LOGGERS = ("httpx2", "mcp.client.streamable_http", "mcp.client.sse")
+
+
+class UrlRedactingFilter(logging.Filter):
+    """Rewrites every URL in a log record through ``redact_url``: the HTTP libraries log the URLs they ask."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "://" in str(record.msg) or any("://" in str(arg) for arg in _args(record)):
+            record.msg = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), record.getMessage())
+            record.args = None
+        return True
+
+
+def _args(record: logging.LogRecord) -> tuple[object, ...]:
+    args = record.args
+    if isinstance(args, tuple):
+        return args
+    return () if args is None else (args,)
+
+
+def install_url_redaction() -> None:
+    """Put the redacting filter on the loggers of httpx2 and the SDK's HTTP clients (once)."""
+    for name in _URL_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, UrlRedactingFilter) for f in target.filters):
+            target.addFilter(UrlRedactingFilter())

@@ -31,13 +31,15 @@ import httpx2
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
-from ._redact import basic_authorization, redact_url, split_userinfo
+from ._redact import basic_authorization, install_url_redaction, redact_url, split_userinfo
 from .base import ConnectionManager, describe_exception, unwrap_exception
 from .errors import ConfigError, ConnectError, ConnectionLostError, MCPConnectionError
 
 __all__ = ["Failure", "HttpClientFactory", "RemoteConnectionManager", "RemoteHttpConnectionManager", "RemoteStreams"]
 
 logger = logging.getLogger("mcp_connections.remote")
+
+install_url_redaction()
 
 RemoteStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 
