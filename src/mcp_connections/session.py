@@ -430,7 +430,9 @@ class ManagedSession:
         deadline = anyio.current_time() + timeout if timeout is not None and timeout > 0 else math.inf
         retried = False
         while True:
-            connection = await self._acquire(deadline)
+            connection = self._current
+            if self._state is not ConnectionState.CONNECTED or connection is None or connection.lost is not None:
+                connection = await self._acquire(deadline)
             with anyio.CancelScope(deadline=deadline) as scope:
                 connection.scopes.add(scope)
                 try:

@@ -70,6 +70,12 @@ _GROUP_POLL_INTERVAL = 0.01
 # Fallback poll for the server's exit where pidfds do not exist (not Linux).
 _EXIT_POLL_INTERVAL = 0.05
 
+# Poll for the loop's child watcher to reap a process we know has exited: it takes well under 1 ms.
+_REAP_POLL_INTERVAL = 0.001
+
+# Bound on that wait: the watcher thread only needs to be scheduled.
+_REAP_TIMEOUT = 1.0
+
 # Stderr lines quoted in an error message.
 _ERROR_TAIL_LINES = 10
 
@@ -133,13 +139,14 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         exited = anyio.Event()
         stdout_done = anyio.Event()
         stderr_done = anyio.Event()
+        ended = anyio.Event()  # the server exited or its stdout closed, whichever came first
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_exit, process, exited)
-                tg.start_soon(self._read_stdout, process, read_writer, exited, stdout_done)
+                tg.start_soon(self._watch_exit, process, exited, ended)
+                tg.start_soon(self._read_stdout, process, read_writer, stdout_done, ended)
                 tg.start_soon(self._write_stdin, process, write_reader)
                 tg.start_soon(self._read_stderr, process, stderr_done)
-                tg.start_soon(self._report_exit, process, read_writer, exited, stdout_done, stderr_done)
+                tg.start_soon(self._report_exit, process, read_writer, ended, exited, stdout_done, stderr_done)
                 try:
                     yield read_stream, write_stream
                 finally:
@@ -153,8 +160,9 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             with anyio.CancelScope(shield=True):
                 for stream in (read_writer, read_stream, write_stream, write_reader):
                     stream.close()
-                await _close_process(process)
-                self._returncode = process.returncode
+                await _close_process(process, self._returncode is not None)
+                if process.returncode is not None:
+                    self._returncode = process.returncode
 
     async def _spawn(self, params: StdioServerParameters) -> anyio.abc.Process:
         cwd = Path(params.cwd) if params.cwd is not None else None
@@ -181,38 +189,35 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             return {}
         return {name: os.environ[name] for name in self.inherit_env if name in os.environ}
 
-    async def _watch_exit(self, process: anyio.abc.Process, exited: anyio.Event) -> None:
-        """Set ``exited`` as soon as the server process has exited and been reaped."""
+    async def _watch_exit(self, process: anyio.abc.Process, exited: anyio.Event, ended: anyio.Event) -> None:
+        """Set ``exited`` (and ``ended``) as soon as the server process has exited."""
         pidfd = _open_pidfd(process.pid)
         try:
             if pidfd is not None:
                 await anyio.wait_readable(pidfd)
-            # The loop's child watcher reaps the process and sets returncode just after the exit.
-            while process.returncode is None:
-                await anyio.sleep(_GROUP_POLL_INTERVAL if pidfd is not None else _EXIT_POLL_INTERVAL)
+                self._returncode = _peek_returncode(pidfd)
+            # Without a pidfd (or if the loop's child watcher reaped it first), returncode tells.
+            while self._returncode is None and process.returncode is None:
+                await anyio.sleep(_REAP_POLL_INTERVAL if pidfd is not None else _EXIT_POLL_INTERVAL)
         finally:
             if pidfd is not None:
                 os.close(pidfd)
-        self._returncode = process.returncode
+        if self._returncode is None:
+            self._returncode = process.returncode
         exited.set()
+        ended.set()
 
     async def _report_exit(
         self,
         process: anyio.abc.Process,
         read_writer: MemoryObjectSendStream[SessionMessage | Exception],
+        ended: anyio.Event,
         exited: anyio.Event,
         stdout_done: anyio.Event,
         stderr_done: anyio.Event,
     ) -> None:
         """Turn the server's own exit, or its closing stdout, into a lost connection."""
-        async with anyio.create_task_group() as tg:
-
-            async def wait_and_cancel(event: anyio.Event) -> None:
-                await event.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(wait_and_cancel, exited)
-            tg.start_soon(wait_and_cancel, stdout_done)
+        await ended.wait()
         if not exited.is_set():
             # Stdout ended first: give the process a moment to finish exiting, as it usually is.
             with anyio.move_on_after(EXIT_DRAIN_TIMEOUT):
@@ -221,7 +226,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             with anyio.move_on_after(EXIT_DRAIN_TIMEOUT):
                 await stdout_done.wait()
                 await stderr_done.wait()
-            error: ConnectionLostError = self._exit_error(process.returncode)
+            error: ConnectionLostError = self._exit_error(self._returncode)
         else:
             error = ConnectionLostError(
                 f"the server (pid {process.pid}) closed its stdout but is still running; "
@@ -250,8 +255,8 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         self,
         process: anyio.abc.Process,
         sink: MemoryObjectSendStream[SessionMessage | Exception],
-        exited: anyio.Event,
         done: anyio.Event,
+        ended: anyio.Event,
     ) -> None:
         assert process.stdout is not None
         params = self.server_params
@@ -264,6 +269,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             pass  # our shutdown closed the pipe, or the session is gone
         finally:
             done.set()
+            ended.set()
 
     async def _write_stdin(self, process: anyio.abc.Process, source: MemoryObjectReceiveStream[SessionMessage]) -> None:
         assert process.stdin is not None
@@ -444,6 +450,17 @@ def _open_pidfd(pid: int) -> int | None:
     return fd
 
 
+def _peek_returncode(pidfd: int) -> int | None:
+    """The exit status of an exited process, read without reaping it (the loop's child watcher reaps)."""
+    try:
+        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+    except (OSError, AttributeError):  # reaped already, or no P_PIDFD here: returncode will tell
+        return None
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -483,8 +500,13 @@ async def _wait_tree_dead(process: anyio.abc.Process, exited: anyio.Event, timeo
     return exited.is_set() and not _group_alive(process.pid)
 
 
-async def _close_process(process: anyio.abc.Process) -> None:
+async def _close_process(process: anyio.abc.Process, exited: bool) -> None:
     """Release the pipes and the asyncio transport of a process that is dead (or abandoned)."""
+    if exited:
+        # Closing the transport before the child watcher reaps would reap it under the watcher's feet.
+        with anyio.move_on_after(_REAP_TIMEOUT):
+            while process.returncode is None:
+                await anyio.sleep(_REAP_POLL_INTERVAL)
     for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
