@@ -37,6 +37,7 @@ import asyncio
 import enum
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -108,6 +109,7 @@ class ConnectionManager(ABC, Generic[T]):
         self._lost_error: MCPConnectionError | None = None
         self._stop_called = False
         self._stop_deadline: float | None = None
+        self._close_callbacks: list[Callable[[], object]] = []
 
     # -- the transport's side -------------------------------------------------------------------
 
@@ -123,6 +125,17 @@ class ConnectionManager(ABC, Generic[T]):
             logger.info("%s: %s", self.name, error.message)
         if self._leave is not None:
             self._leave.set()
+
+    def _on_closed(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` once the connection has ended (at once if it is not running); returns a remover.
+
+        For layers above a manager (sessions), which would otherwise spend a task waiting on wait_closed().
+        """
+        if self._state not in RUNNING_STATES:
+            callback()
+            return lambda: None
+        self._close_callbacks.append(callback)
+        return lambda: self._close_callbacks.remove(callback) if callback in self._close_callbacks else None
 
     def _stop_budget(self) -> float | None:
         """Seconds the cleanup may still take before stop()'s deadline, or None for no limit."""
@@ -287,6 +300,12 @@ class ConnectionManager(ABC, Generic[T]):
                     )
                 self._set_state(ConnectionState.STOPPED)
             self._closed.set()
+            callbacks, self._close_callbacks = self._close_callbacks, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    logger.exception("%s: close callback %r raised", self.name, callback)
 
 
 def consume_result(future: asyncio.Future[Any]) -> None:

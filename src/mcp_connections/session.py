@@ -351,42 +351,46 @@ class ManagedSession:
 
     async def _watch(self, connection: _Connection) -> MCPConnectionError:
         """Wait until the connection ends; return why (and end the connection's requests with it)."""
-        async with anyio.create_task_group() as tg:
 
-            async def manager_closed() -> None:
-                await self.manager.wait_closed()
-                error = self.manager.error
-                if not isinstance(error, MCPConnectionError):
-                    error = ConnectionLostError("the connection closed", server=self.name)
-                connection.end(error)
+        def manager_closed() -> None:
+            error = self.manager.error
+            if not isinstance(error, MCPConnectionError):
+                error = ConnectionLostError("the connection closed", server=self.name)
+            connection.end(error)
 
-            async def pinger(interval: float) -> None:
-                while True:
-                    await anyio.sleep(interval)
-                    try:
-                        with anyio.fail_after(self.ping_timeout):
-                            await connection.session.send_ping()
-                    except TimeoutError:
-                        logger.warning("%s: no answer to ping within %gs; stopping it", self.name, self.ping_timeout)
-                        connection.end(
-                            ConnectionLostError(
-                                f"the server did not answer a ping within {self.ping_timeout:g}s and was stopped "
-                                "as hung",
-                                server=self.name,
-                            )
-                        )
-                    except MCPError as exc:
-                        if exc.code == types.CONNECTION_CLOSED:
-                            return  # the manager reports the reason
-                        logger.debug("%s: ping answered with an error (alive): %s", self.name, exc)
-
-            tg.start_soon(manager_closed)
-            if self.ping_interval:
-                tg.start_soon(pinger, self.ping_interval)
-            await connection.ended.wait()
-            tg.cancel_scope.cancel()
+        # A callback, not a task: one task less per connection, in memory and in start-up time.
+        remove = self.manager._on_closed(manager_closed)
+        try:
+            if not self.ping_interval:
+                await connection.ended.wait()
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
+                    await connection.ended.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            remove()
         assert connection.lost is not None
         return connection.lost
+
+    async def _ping_until_hung(self, connection: _Connection, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            try:
+                with anyio.fail_after(self.ping_timeout):
+                    await connection.session.send_ping()
+            except TimeoutError:
+                logger.warning("%s: no answer to ping within %gs; stopping it", self.name, self.ping_timeout)
+                connection.end(
+                    ConnectionLostError(
+                        f"the server did not answer a ping within {self.ping_timeout:g}s and was stopped as hung",
+                        server=self.name,
+                    )
+                )
+            except MCPError as exc:
+                if exc.code == types.CONNECTION_CLOSED:
+                    return  # the manager reports the reason
+                logger.debug("%s: ping answered with an error (alive): %s", self.name, exc)
 
     async def _loss_reason(self, exc: BaseException, what: str) -> MCPConnectionError:
         """The manager's account of a connection that closed under a request, or a generic one."""
