@@ -1,13 +1,21 @@
 """A real MCP server over HTTP (streamable HTTP or SSE) for the remote transport tests.
 
-Usage: http_server.py [--transport streamable-http|sse] [--require-bearer TOKEN]
+Usage: http_server.py [--transport streamable-http|sse] [--require-bearer TOKEN] [--sse-path PATH]
+                      [--port PORT] [--hang-on-initialize] [--hang-on-notifications] [--fail-with-500 AFTER]
+                      [--max-body BYTES]
 
-Listens on 127.0.0.1 on an ephemeral port and prints that port as stdout's first line once the socket
-listens (connections made before the app is ready wait in the backlog). The endpoint is ``/mcp`` for
-streamable HTTP and ``/sse`` for SSE. With ``--require-bearer`` every request without
-``Authorization: Bearer TOKEN`` is answered 401.
+Listens on 127.0.0.1 on an ephemeral port (or PORT, to come back on the same one after a kill) and prints
+that port as stdout's first line once the socket listens (connections made before the app is ready wait
+in the backlog). The endpoint is ``/mcp`` for streamable HTTP and ``/sse`` for SSE. With
+``--require-bearer`` every request without ``Authorization: Bearer TOKEN`` is answered 401.
 
-Tools: echo(text), add(a, b), sleep(seconds), crash() (the whole process exits at once).
+Faults, for the fault matrix: ``--hang-on-initialize`` never answers a POST that carries ``initialize``, and
+``--hang-on-notifications`` one that carries a notification (``notifications/initialized`` first);
+``--fail-with-500 AFTER`` answers HTTP 500 to every POST after the first AFTER; ``--max-body`` raises the
+SDK's 4 MiB limit on a request body.
+
+Tools: echo(text), add(a, b), sleep(seconds), big(size) (that many characters), crash() (the whole process
+exits at once).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def build_server() -> MCPServer:
@@ -42,6 +50,11 @@ def build_server() -> MCPServer:
         """Sleep, then answer."""
         await anyio.sleep(seconds)
         return "slept"
+
+    @server.tool()
+    def big(size: int) -> str:
+        """Return size characters."""
+        return "x" * size
 
     @server.tool()
     def crash() -> str:
@@ -72,12 +85,61 @@ class RequireBearer:
         await self.app(scope, receive, send)
 
 
+class Misbehave:
+    """Faults on the MCP POSTs: never answer ``initialize`` or notifications, or answer HTTP 500 after the first few."""
+
+    def __init__(
+        self, app: ASGIApp, *, hang_on_initialize: bool, hang_on_notifications: bool, fail_after: int | None
+    ) -> None:
+        self.app = app
+        self.hang_on_initialize = hang_on_initialize
+        self.hang_on_notifications = hang_on_notifications
+        self.fail_after = fail_after
+        self.posts = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:  # read the whole body to look at it, then hand it on
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.posts += 1
+        if self.hang_on_initialize and b'"initialize"' in body:
+            await anyio.sleep_forever()
+        if self.hang_on_notifications and b'"notifications/' in body and b'"id"' not in body:
+            await anyio.sleep_forever()
+        if self.fail_after is not None and self.posts > self.fail_after:
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"internal error (on purpose)"})
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http")
     parser.add_argument("--require-bearer", metavar="TOKEN")
     parser.add_argument("--sse-path", default="/sse", help="where the SSE transport listens")
+    parser.add_argument("--port", type=int, default=0, help="listen here instead of on an ephemeral port")
+    parser.add_argument("--hang-on-initialize", action="store_true")
+    parser.add_argument("--hang-on-notifications", action="store_true")
+    parser.add_argument("--fail-with-500", type=int, metavar="AFTER")
+    parser.add_argument("--max-body", type=int, metavar="BYTES")
     args = parser.parse_args()
+    limits = {} if args.max_body is None else {"max_request_body_size": args.max_body}
 
     server = build_server()
     # The SDK turns DNS rebinding protection on for 127.0.0.1; allow the Host headers the tests send.
@@ -87,16 +149,23 @@ def main() -> None:
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
     )
     if args.transport == "sse":
-        app: ASGIApp = server.sse_app(sse_path=args.sse_path, transport_security=security)
+        app: ASGIApp = server.sse_app(sse_path=args.sse_path, transport_security=security, **limits)
     else:
         # The app's lifespan runs the streamable HTTP session manager; uvicorn runs it (lifespan="on").
-        app = server.streamable_http_app(transport_security=security)
+        app = server.streamable_http_app(transport_security=security, **limits)
+    if args.hang_on_initialize or args.hang_on_notifications or args.fail_with_500 is not None:
+        app = Misbehave(
+            app,
+            hang_on_initialize=args.hang_on_initialize,
+            hang_on_notifications=args.hang_on_notifications,
+            fail_after=args.fail_with_500,
+        )
     if args.require_bearer:
         app = RequireBearer(app, args.require_bearer)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
     sys.stdout.write(f"{sock.getsockname()[1]}\n")
     sys.stdout.flush()
