@@ -47,6 +47,23 @@ RemoteStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], Mem
 # secret too, these are for the ones a library adds on its own.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 
+# Messages the session may hand over before the transport has taken the previous ones.
+OUTGOING_BUFFER = 32
+
+# Largest message accepted from a server (an SSE event or a WebSocket frame): tool results can be large,
+# but no limit at all lets a server exhaust our memory, and the libraries' 1 MiB defaults are too small.
+MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+
+
+def _is_notification(request: httpx2.Request) -> bool:
+    """Whether a POST carries a JSON-RPC notification (a method and no id)."""
+    try:
+        body = request.content
+    except httpx2.RequestNotRead:
+        return False
+    return b'"method"' in body and b'"id"' not in body
+
+
 # Bound on closing an HTTP client's pool; closing sockets is local, only a TLS close_notify can wait.
 CLIENT_CLOSE_TIMEOUT = 1.0
 
@@ -174,7 +191,10 @@ class RemoteConnectionManager(ConnectionManager[RemoteStreams]):
     async def _bridge(self, source: _Source, sink: _Sink) -> AsyncIterator[RemoteStreams]:
         """The session's streams, pumped to and from a transport's: the transport ending is a lost connection."""
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+        # A buffer on the way out: the SDK's streamable HTTP writer POSTs notifications inline, so a server
+        # slow to take one would otherwise block every sender, even the shielded courtesy cancel that the
+        # SDK sends when a request times out, and hold that request's RequestTimeoutError for seconds.
+        write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](OUTGOING_BUFFER)
         leaving = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
@@ -272,7 +292,11 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
         tool calls) a server that accepts connections but never answers would hang it. POSTs only: an
         event stream opened now must stay quiet for as long as ``read_timeout`` allows.
         """
-        if request.method == "POST" and not self._established and self._is_mcp_request(request):
+        if request.method != "POST" or not self._is_mcp_request(request):
+            return
+        if not self._established or _is_notification(request):
+            # A notification's POST is answered at once (202) by a working server, and the SDK sends it
+            # inline, ahead of every later message: read_timeout must not apply to it.
             request.extensions = {**request.extensions, "timeout": httpx2.Timeout(self.timeout).as_dict()}
 
     async def _watch_response(self, response: httpx2.Response) -> None:

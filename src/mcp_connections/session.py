@@ -200,6 +200,8 @@ class ManagedSession:
                 self._stop_called = True
                 self._stop_deadline = None if limit is None else anyio.current_time() + limit
                 self._set_state(ConnectionState.STOPPING)
+                if self._current is not None:  # in-flight requests learn why before the transport closes
+                    self._current.end(ConnectionLostError("the session was stopped", server=self.name))
                 if self._owner_scope is not None:
                     self._owner_scope.cancel()
             await self.manager.stop(self._budget())

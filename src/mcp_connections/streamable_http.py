@@ -37,6 +37,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, JSONRPCError
 
 from ._remote import (
+    MAX_MESSAGE_SIZE,
     SESSION_GONE,
     HttpClientFactory,
     Lifetime,
@@ -90,7 +91,9 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
         lifetime = Lifetime(self.timeout)
         try:
             with lifetime.scope:
-                async with streamable_http_client(self._url, http_client=client, terminate_on_close=True) as (
+                async with streamable_http_client(
+                    self._url, http_client=client, terminate_on_close=True, max_sse_event_size=MAX_MESSAGE_SIZE
+                ) as (
                     sdk_read,
                     sdk_write,
                 ):

@@ -40,6 +40,7 @@ from websockets.uri import parse_uri
 
 from ._redact import REDACTED, redact_url
 from ._remote import (
+    MAX_MESSAGE_SIZE,
     SECRET_HEADERS,
     Failure,
     RemoteConnectionManager,
@@ -56,9 +57,6 @@ logger = logging.getLogger("mcp_connections.websocket")
 
 SUBPROTOCOL = Subprotocol("mcp")
 
-# Largest message accepted from the server: tool results can be large, but a frame without limit lets
-# a server exhaust our memory (the library's default of 1 MiB is too small for MCP).
-WS_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 
 # Keepalive: a server that vanished without closing its socket (host down, network cut) is noticed
 # within interval + timeout; without pings such a connection would look alive until the next send.
@@ -126,7 +124,7 @@ class WebSocketConnectionManager(RemoteConnectionManager):
             ping_interval=WS_PING_INTERVAL,
             ping_timeout=WS_PING_TIMEOUT,
             close_timeout=WS_CLOSE_TIMEOUT,
-            max_size=WS_MAX_MESSAGE_SIZE,
+            max_size=MAX_MESSAGE_SIZE,
             logger=_RedactingLogger(logging.getLogger("websockets.client"), self._headers),
         )
 

@@ -87,7 +87,6 @@ class Expect:
     fragment: str = ""
     within: float = 3.0
     end: End = "connected"
-    xfail: str | None = None
 
 
 Drive = Callable[[Rig], Awaitable[Outcome]]
@@ -398,24 +397,6 @@ def remote(expect: Expect, **overrides: Expect) -> dict[str, Expect]:
     return {name: value for name, value in everywhere(expect, **overrides).items() if name in REMOTE}
 
 
-# Library bugs the matrix found: each case marked with one fails today (strict xfail) and passes once fixed.
-SSE_LIMIT_BUG = (
-    "streamable_http.py StreamableHttpConnectionManager._connect calls the SDK's streamable_http_client without "
-    "max_sse_event_size, so the SDK's DEFAULT_MAX_SSE_EVENT_SIZE of 1 MiB applies (websocket.py raises its own "
-    "limit to 32 MiB for this very reason): a result over 1 MiB fails with CONNECTION_CLOSED 'SSE stream failed: "
-    "Server-sent event exceeded the 1048576 byte limit', which ManagedSession._request takes for a lost connection "
-    "(_lost_during ends it), so one large tool result tears the whole session down (FAILED, or a restart)"
-)
-NOTIFICATION_BUG = (
-    "_remote.py RemoteConnectionManager._pump_out awaits each message of the session into the SDK's write stream, "
-    "and the SDK's streamable HTTP post_writer POSTs notifications inline (requests get a task of their own); "
-    "once the server has answered, _watch_request no longer bounds POSTs by timeout, so a server that hangs on a "
-    "notification holds its POST for read_timeout (300 s) and every later message waits behind it. A request "
-    "cancelled by request_timeout (or a ping by ping_timeout) then sends the SDK's shielded courtesy "
-    "notifications/cancelled, which waits out mcp.shared.jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT (5 s): "
-    "RequestTimeoutError comes after 5.5 s, not 0.5 s"
-)
-
 LOST = ConnectionLostError
 
 CASES = [
@@ -463,7 +444,7 @@ CASES = [
         hangs_on_a_notification,
         everywhere(
             Expect(RequestTimeoutError, "got no answer within 0.5s", 0.5, "connected"),
-            http=Expect(RequestTimeoutError, "got no answer within 0.5s", 0.5, "connected", xfail=NOTIFICATION_BUG),
+            http=Expect(RequestTimeoutError, "got no answer within 0.5s", 0.5, "connected"),
         ),
     ),
     Case(
@@ -485,7 +466,7 @@ CASES = [
     Case(
         "sends a 10 MB message both ways",
         sends_ten_megabytes,
-        everywhere(Expect(None, within=10), http=Expect(None, within=10, xfail=SSE_LIMIT_BUG)),
+        everywhere(Expect(None, within=10), http=Expect(None, within=10)),
     ),
     Case(
         "floods stderr with 100 MB before serving",
@@ -554,12 +535,10 @@ CASES = [
 def matrix() -> list[Any]:
     params = []
     for case in CASES:
-        for transport, expect in case.expect.items():
-            # A library bug is shown once, without a policy.
-            for policy in (None,) if expect.xfail else (None, case.policy):
-                marks = [pytest.mark.xfail(strict=True, reason=expect.xfail)] if expect.xfail else []
+        for transport in case.expect:
+            for policy in (None, case.policy):
                 name = f"{transport}-{'restart' if policy else 'no-restart'}-{case.fault}"
-                params.append(pytest.param(case, transport, policy, id=name, marks=marks))
+                params.append(pytest.param(case, transport, policy, id=name))
     return params
 
 
