@@ -169,6 +169,7 @@ async def test_a_wrong_path_gives_a_connect_error_that_says_404(remote_server: R
     assert url in str(error)
     assert "404" in str(error)
     assert "Check the path" in str(error)
+    assert error.http_status == 404  # what a group reads to fall back to SSE
 
 
 async def test_a_url_of_the_wrong_scheme_gives_a_connect_error_about_tls(remote_server: RemoteServer) -> None:

@@ -76,6 +76,7 @@ class Failure(NamedTuple):
 
     what: str
     hint: str | None = None
+    status: int | None = None  # the HTTP status it was about, if any
 
 
 SESSION_GONE = Failure(
@@ -154,9 +155,11 @@ class RemoteConnectionManager(ConnectionManager[RemoteStreams]):
         return "Check the URL and that the server is running and reachable."
 
     def _as_connect_error(self, failure: Failure) -> ConnectError:
-        return ConnectError(
+        error = ConnectError(
             f"could not connect: {failure.what}. {failure.hint or self._connect_hint()}", server=self.name
         )
+        error.http_status = failure.status
+        return error
 
     def _as_lost(self, failure: Failure) -> ConnectionLostError:
         hint = f". {failure.hint}" if failure.hint else ""
@@ -410,6 +413,10 @@ class Lifetime:
 
 def describe_status(status: int, reason: str, method: str, usual_paths: str = "the path") -> Failure:
     """What an HTTP error status from an MCP endpoint means, and what to do about it."""
+    return _status_words(status, reason, method, usual_paths)._replace(status=status)
+
+
+def _status_words(status: int, reason: str, method: str, usual_paths: str) -> Failure:
     text = f"HTTP {status} {reason}".rstrip()
     if status == 401:
         return Failure(f"the server rejected the credentials ({text})", "Check the token in the headers or auth.")

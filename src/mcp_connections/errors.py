@@ -45,6 +45,9 @@ class MCPConnectionError(Exception):
 class ConnectError(MCPConnectionError):
     """The connection could not be established."""
 
+    #: The HTTP status the server answered with, when that is why (remote transports).
+    http_status: int | None = None
+
 
 class ServerStartError(ConnectError):
     """The server process could not be spawned (command not found, permission denied, bad cwd)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -277,19 +276,10 @@ class ServerGroup:
 
 
 def _http_status(error: BaseException) -> int | None:
-    """The HTTP status an error was about, if any (from the error or its causes)."""
-    seen: set[int] = set()
+    """The HTTP status a connect error was about, if any (from the error or its causes)."""
     current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        status = getattr(current, "http_status", None)
-        if isinstance(status, int):
-            return status
-        response = getattr(current, "response", None)
-        if isinstance(getattr(response, "status_code", None), int):
-            return int(response.status_code)  # type: ignore[union-attr]
-        match = re.search(r"\bHTTP (\d{3})\b", str(current))
-        if match:
-            return int(match.group(1))
-        current = current.__cause__ or current.__context__
+    while current is not None:
+        if isinstance(current, ConnectError) and current.http_status is not None:
+            return current.http_status
+        current = current.__cause__
     return None

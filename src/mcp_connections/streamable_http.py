@@ -115,7 +115,7 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
             return None  # ending the session: the SDK logs it, nothing is lost
         failure = describe_status(status, response.reason_phrase, request.method, self._usual_paths)
         if not self._established:
-            if status in _NOT_AN_ENDPOINT or self._rejects_credentials(status):
+            if status in _NOT_AN_ENDPOINT or self._rejects_credentials(status) or _bare_bad_request(response):
                 return self._as_connect_error(failure)
             return None  # a server that answers initialize with an error: the session reports it
         if status == 404 and "mcp-session-id" in request.headers and not _is_request(request):
@@ -134,6 +134,12 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
             and not self._stop_called
         ):
             self._report_lost(SESSION_GONE)
+
+
+def _bare_bad_request(response: httpx2.Response) -> bool:
+    """A 400 without a JSON-RPC error in its body: not an MCP endpoint refusing a message, but no endpoint at all
+    (servers that only speak the older SSE transport answer a POST so)."""
+    return response.status_code == 400 and not response.headers.get("content-type", "").startswith("application/json")
 
 
 def _is_request(request: httpx2.Request) -> bool:
