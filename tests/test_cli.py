@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from .conftest import MISBEHAVING
@@ -31,9 +32,21 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
+def demo_servers() -> list[psutil.Process]:
+    """Running processes of the bundled demo server, wherever they were reparented to."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if "mcp_connections._demo_server" in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
+
+
 def test_demo_starts_calls_restarts_and_stops_everything_with_exit_zero() -> None:
+    before = {p.pid for p in demo_servers()}
     result = run_cli("demo", timeout=120)
     assert result.returncode == 0, result.stderr
+    assert [p for p in demo_servers() if p.pid not in before] == [], "the demo left servers running"
     out = result.stdout
     for name in ("alpha", "beta", "gamma"):
         assert f"{name}: add(2, 3) = 5" in out

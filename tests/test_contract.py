@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -160,6 +159,6 @@ async def test_stop_returns_within_its_timeout_and_leaves_nothing(target: Target
     await settle()
     after = Snapshot.take()
     assert after.fds <= before.fds and after.threads <= before.threads
+    assert manager.state is ConnectionState.STOPPED
     if isinstance(manager, StdioConnectionManager):
         assert manager.pid is not None and not pid_alive(manager.pid)
-    assert sys.getrefcount(manager) > 0
