@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import mcp_types as types
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -151,7 +151,30 @@ def _name_thread(name: str) -> threading.Thread:
     return thread
 
 
-class BlockingSession:
+class _StartedInWith:
+    """``with`` starts the object and closes it on the way out, or at once if starting failed."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class BlockingSession(_StartedInWith):
     """A ``ManagedSession`` with blocking methods, for synchronous code and notebooks.
 
     ``BlockingSession(manager, **options)`` takes the options of ``ManagedSession`` (``restart``,
@@ -243,19 +266,6 @@ class BlockingSession:
         self._loop.close(self._get().stop)
         self._finalizer.detach()
 
-    def __enter__(self) -> BlockingSession:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         session = self._get()
         return f"<BlockingSession {session.name!r} state={session.state} restarts={session.restarts}>"
@@ -301,7 +311,7 @@ class BlockingSession:
         return self._request(self._get().get_prompt, name, arguments, timeout=timeout)
 
 
-class BlockingGroup:
+class BlockingGroup(_StartedInWith):
     """A ``ServerGroup`` with blocking methods, for synchronous code and notebooks.
 
     ``with BlockingGroup.from_config("servers.json") as group:`` starts every server and closes the
@@ -359,19 +369,6 @@ class BlockingGroup:
         """Stop every server and end the loop thread; idempotent."""
         self._loop.close(self.group.stop)
         self._finalizer.detach()
-
-    def __enter__(self) -> BlockingGroup:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- requests across the group -----------------------------------------------------------------------
 
