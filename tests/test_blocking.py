@@ -30,7 +30,7 @@ from mcp_connections import (
 )
 from mcp_connections.blocking import BlockingGroup, BlockingSession
 
-from .conftest import MISBEHAVING, misbehaving, open_fds, pid_alive
+from .helpers import MISBEHAVING, misbehaving, open_fds, pid_alive
 
 ROOT = Path(__file__).parent.parent
 SCRIPTS = Path(__file__).parent / "scripts"

@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .conftest import MISBEHAVING
+from .helpers import MISBEHAVING
 
 SCRIPT = Path(sys.executable).parent / "mcp-connections"
 

@@ -27,8 +27,8 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from .conftest import Snapshot, misbehaving, pid_alive, settle
-from .remote import make_manager, running_server
+from .helpers import Snapshot, misbehaving, pid_alive, settle
+from .helpers.remote import make_manager, running_server
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,7 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from .conftest import MISBEHAVING, Snapshot, assert_no_leaks, misbehaving, pid_alive
+from .helpers import MISBEHAVING, Snapshot, assert_no_leaks, misbehaving, pid_alive
 
 pytestmark = pytest.mark.anyio
 
@@ -163,7 +163,7 @@ async def test_stderr_of_group_servers_goes_to_errlog_prefixed_by_name() -> None
 async def test_a_url_without_a_transport_falls_back_to_sse_and_says_so() -> None:
     import subprocess
 
-    from .remote import _read_port
+    from .helpers.remote import _read_port
 
     process = subprocess.Popen(
         [sys.executable, str(MISBEHAVING.parent / "http_server.py"), "--transport", "sse", "--sse-path", "/events"],

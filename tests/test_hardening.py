@@ -18,7 +18,7 @@ from mcp_connections import ConfigError, ManagedSession, ServerGroup, ServerStar
 from mcp_connections.config import parse_config
 from mcp_connections.stdio import LineReader
 
-from .conftest import MISBEHAVING, misbehaving
+from .helpers import MISBEHAVING, misbehaving
 
 SECRET = "sk-do-not-leak-0123456789"
 

@@ -36,7 +36,7 @@ def test_the_package_ships_a_typing_marker() -> None:
 
 def test_the_library_never_prints() -> None:
     for path in SRC.rglob("*.py"):
-        if path.name.startswith("_demo") or path.name in {"cli.py"}:
+        if path.name.startswith("_demo") or path.parent.name == "cli":
             continue  # the command line's job is to print
         tree = ast.parse(path.read_text())
         calls = [

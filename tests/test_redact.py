@@ -60,7 +60,7 @@ async def test_a_token_in_the_query_string_reaches_no_log_line_of_any_library(
 ) -> None:
     from mcp_connections import ManagedSession, StreamableHttpConnectionManager
 
-    from .remote import running_server
+    from .helpers.remote import running_server
 
     caplog.set_level(logging.DEBUG)
     token = "qtok-8c1f0d7e5a2b4c6d9e0f1a2b"

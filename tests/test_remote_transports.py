@@ -16,9 +16,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_connections import ConnectError, ConnectionLostError, ConnectionState
 from mcp_connections._remote import RemoteConnectionManager
 
-from . import remote
-from .conftest import Snapshot
-from .remote import BEARER_TOKEN, RemoteServer, assert_no_growth, free_port, make_manager, running_server
+from .helpers import Snapshot, remote
+from .helpers.remote import BEARER_TOKEN, RemoteServer, assert_no_growth, free_port, make_manager, running_server
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,7 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from .conftest import Snapshot, assert_no_leaks, misbehaving, pid_alive
+from .helpers import Snapshot, assert_no_leaks, misbehaving, pid_alive
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ from mcp_connections import (
 )
 from mcp_connections.stdio import LineReader
 
-from .conftest import Snapshot, assert_no_leaks, misbehaving, pid_alive
+from .helpers import Snapshot, assert_no_leaks, misbehaving, pid_alive
 
 pytestmark = pytest.mark.anyio
 

@@ -23,8 +23,8 @@ import anyio
 
 from mcp_connections import ConnectionState, ManagedSession, RestartPolicy, StdioConnectionManager
 
-from ..conftest import SERVERS, misbehaving
-from ..remote import SERVER_START_TIMEOUT, make_manager, server_command
+from ..helpers import SERVERS, misbehaving
+from ..helpers.remote import SERVER_START_TIMEOUT, make_manager, server_command
 
 STDIO = "stdio"
 HTTP = "streamable-http"

@@ -42,8 +42,8 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from ..conftest import Snapshot, assert_no_leaks, pid_alive
-from ..remote import free_port
+from ..helpers import Snapshot, assert_no_leaks, pid_alive
+from ..helpers.remote import free_port
 from .rig import HTTP, REMOTE, STDIO, TRANSPORTS, WS, Rig, slowloris_server, wait_for, warm_up
 
 pytestmark = pytest.mark.anyio

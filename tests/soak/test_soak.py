@@ -36,9 +36,9 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from ..conftest import Snapshot, misbehaving, settle, wait_for_no_children
 from ..faults.rig import HTTP, NullWriter, ServerProcess, remote_server, warm_up
-from ..remote import make_manager
+from ..helpers import Snapshot, misbehaving, settle, wait_for_no_children
+from ..helpers.remote import make_manager
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,7 @@
 
 Each server is a subprocess on 127.0.0.1 with an ephemeral port (it prints the port as its first line);
 it is killed and reaped when the test ends, so nothing outlives a test. Import the fixtures you use:
-``from .remote import remote_server, transport  # noqa: F401``.
+``from .helpers.remote import remote_server, transport  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mcp_connections.sse import SseConnectionManager
 from mcp_connections.streamable_http import StreamableHttpConnectionManager
 from mcp_connections.websocket import WebSocketConnectionManager
 
-from .conftest import SERVERS, Snapshot, settle
+from . import SERVERS, Snapshot, settle
 
 TRANSPORTS = ("streamable-http", "sse", "websocket")
 

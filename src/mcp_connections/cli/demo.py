@@ -16,11 +16,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
+from ._output import STATUS_HEADERS, Discard, Output, start_with_progress, status_rows
 
-from .base import ConnectionState
-from .cli import STATUS_HEADERS, Output, _Discard, start_with_progress, status_rows
-from .group import ServerGroup
+__all__ = ["demo_config", "register", "run", "run_demo"]
 
 # Bound on the demo HTTP server's start-up (importing the SDK's server side takes most of it).
 HTTP_SERVER_START_TIMEOUT = 30.0
@@ -46,6 +44,8 @@ def demo_config(http_url: str) -> dict[str, Any]:
 @asynccontextmanager
 async def http_demo_server() -> AsyncIterator[str]:
     """Run the demo server over streamable HTTP on a free loopback port; yield its URL; stop it."""
+    import anyio
+
     process = await anyio.open_process(
         [*_DEMO_SERVER, "--http", "--name", "gamma"], stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -67,11 +67,26 @@ async def http_demo_server() -> AsyncIterator[str]:
             await process.aclose()
 
 
+def register(commands: Any) -> None:
+    commands.add_parser("demo", help="run bundled demo servers: start, call, crash one, restart, stop")
+
+
+def run(options: Any, parser: Any) -> int:
+    import anyio
+
+    return anyio.run(run_demo, Output())
+
+
 async def run_demo(out: Output | None = None) -> int:
+    import anyio
+
+    from ..base import ConnectionState
+    from ..group import ServerGroup
+
     out = out or Output()
     total_started = time.perf_counter()
     async with http_demo_server() as url:
-        group = ServerGroup.from_config(demo_config(url), errlog=_Discard())
+        group = ServerGroup.from_config(demo_config(url), errlog=Discard())
         out.line("Starting three MCP servers concurrently: two over stdio, one over streamable HTTP.")
         started = time.perf_counter()
         try:
