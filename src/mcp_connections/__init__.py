@@ -2,10 +2,10 @@
 
 Design: ``import mcp_connections`` must be cheap, because a command line that only prints its help (or an
 application that only reads a config) should not pay for the MCP SDK, anyio, httpx2 and pydantic. So this
-module imports eagerly only what needs the standard library alone (errors, config, restart policy); every
-other public name is listed in ``_LAZY`` with the module that defines it, and ``__getattr__`` (PEP 562)
-imports that module on the first use of the name. Type checkers and IDEs see ordinary imports through the
-``TYPE_CHECKING`` block, so completion and ``mypy --strict`` work as if everything were imported here.
+module imports eagerly only the errors (and installs the log filter below); every other public name is listed
+in ``_LAZY`` with the module that defines it, and ``__getattr__`` (PEP 562) imports that module on the first
+use of the name. Type checkers and IDEs see ordinary imports through the ``TYPE_CHECKING`` block, so
+completion and ``mypy --strict`` work as if everything were imported here.
 """
 
 import importlib as _importlib
@@ -13,7 +13,6 @@ import logging as _logging
 import typing as _typing
 
 from ._redact import install_url_redaction as _install_url_redaction
-from .config import ServerConfig
 from .errors import (
     ConfigError,
     ConnectError,
@@ -25,12 +24,13 @@ from .errors import (
     ServerExitedError,
     ServerStartError,
 )
-from .restart import RestartPolicy
 
 if _typing.TYPE_CHECKING:
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
+    from .config import ServerConfig
     from .group import ServerGroup, ServerStatus
+    from .restart import RestartPolicy
     from .session import ManagedSession
     from .sse import SseConnectionManager
     from .stdio import StdioConnectionManager
@@ -45,7 +45,7 @@ _logging.getLogger("mcp_connections").addHandler(_logging.NullHandler())
 
 # The HTTP libraries log the URLs they request, query tokens included. The remote transports install the
 # redacting filter when they load, which is now on first use; installing it here as well keeps it where it
-# was before imports became lazy: in place from `import mcp_connections` on (it needs the standard library only).
+# was before imports became lazy: in place from `import mcp_connections` on (it needs the standard library).
 _install_url_redaction()
 
 # Public name -> the module that defines it, imported on first use of the name (see the docstring).
@@ -55,6 +55,8 @@ _LAZY: dict[str, str] = {
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
     "ManagedSession": ".session",
+    "RestartPolicy": ".restart",
+    "ServerConfig": ".config",
     "ServerGroup": ".group",
     "ServerStatus": ".group",
     "SseConnectionManager": ".sse",
