@@ -15,7 +15,7 @@ def http_available() -> bool:
     try:
         from mcp_connections.streamable_http import StreamableHttpConnectionManager  # noqa: F401
     except ImportError as exc:
-        log(f"streamable HTTP: skipped for now, mcp_connections.streamable_http is not importable ({exc})")
+        log(f"streamable HTTP: skipped, mcp_connections.streamable_http is not importable ({exc})")
         return False
     return True
 
