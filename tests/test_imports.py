@@ -70,6 +70,15 @@ def test_a_lazy_name_imports_its_module_on_first_use_and_is_the_same_object() ->
     assert "mcp_connections.websocket" not in loaded  # only what the names used needed
 
 
+def test_a_submodule_is_an_attribute_of_the_package_without_importing_it_first_as_before() -> None:
+    modules_after(
+        "import mcp_connections\n"
+        "assert mcp_connections.config.load_config\n"
+        "assert mcp_connections.stdio.StdioConnectionManager is mcp_connections.StdioConnectionManager\n"
+        "assert not hasattr(mcp_connections, 'no_such_module')\n"
+    )
+
+
 def test_the_url_redacting_log_filter_is_in_place_from_import_on_before_any_transport_loads() -> None:
     loaded = modules_after(
         "import logging\n"

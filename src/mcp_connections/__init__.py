@@ -70,6 +70,13 @@ if not _typing.TYPE_CHECKING:  # hidden from type checkers, so that a misspelt n
     def __getattr__(name: str) -> object:
         module = _LAZY.get(name)
         if module is None:
+            if not name.startswith("_"):
+                # `mcp_connections.stdio` without importing it first: it worked when every module loaded eagerly.
+                try:
+                    return _importlib.import_module(f"{__name__}.{name}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"{__name__}.{name}":
+                        raise
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         value = getattr(_importlib.import_module(module, __name__), name)
         globals()[name] = value  # later uses are plain attribute lookups
