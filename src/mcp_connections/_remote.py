@@ -122,10 +122,10 @@ class RemoteConnectionManager(ConnectionManager[RemoteStreams]):
     # What it means when the transport's read stream ends on its own.
     _transport_ended = "the transport closed the connection"
 
-    def __init__(self, url: str, headers: Mapping[str, str] | None, timeout: float) -> None:
-        super().__init__()
+    def __init__(self, url: str, headers: Mapping[str, str] | None, timeout: float, name: str | None = None) -> None:
+        super().__init__(name=name)
         self.url = redact_url(url)
-        self.name = self.url
+        self.name = name or self.url
         try:
             bare_url, credentials = split_userinfo(url)
         except ValueError as exc:
@@ -155,11 +155,11 @@ class RemoteConnectionManager(ConnectionManager[RemoteStreams]):
         return "Check the URL and that the server is running and reachable."
 
     def _as_connect_error(self, failure: Failure) -> ConnectError:
-        error = ConnectError(
-            f"could not connect: {failure.what}. {failure.hint or self._connect_hint()}", server=self.name
+        return ConnectError(
+            f"could not connect: {failure.what}. {failure.hint or self._connect_hint()}",
+            server=self.name,
+            http_status=failure.status,
         )
-        error.http_status = failure.status
-        return error
 
     def _as_lost(self, failure: Failure) -> ConnectionLostError:
         hint = f". {failure.hint}" if failure.hint else ""
@@ -265,8 +265,9 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
         read_timeout: float,
         auth: httpx2.Auth | None,
         httpx_client_factory: HttpClientFactory | None,
+        name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout)
+        super().__init__(url, headers, timeout, name)
         if not read_timeout > 0:
             raise ConfigError(f"read timeout must be positive, not {read_timeout!r}", server=self.name)
         self.read_timeout = float(read_timeout)

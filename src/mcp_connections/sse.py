@@ -46,7 +46,7 @@ class SseConnectionManager(RemoteHttpConnectionManager):
 
     ``timeout`` bounds connecting (up to the server's endpoint event) and every HTTP operation but
     reading the event stream; ``sse_read_timeout`` is how long the event stream may stay silent.
-    ``headers``, ``auth``, ``httpx_client_factory`` and userinfo in the URL work as for
+    ``headers``, ``auth``, ``httpx_client_factory``, ``name`` and userinfo in the URL work as for
     ``StreamableHttpConnectionManager``. The connection is ``(read_stream, write_stream)``.
     """
 
@@ -62,8 +62,10 @@ class SseConnectionManager(RemoteHttpConnectionManager):
         sse_read_timeout: float = 300,
         auth: httpx2.Auth | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory, name)
         self.sse_read_timeout = self.read_timeout
 
     @asynccontextmanager

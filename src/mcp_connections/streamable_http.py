@@ -66,8 +66,8 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
     for the next bytes of an answer (a long tool call) or of the server's event stream. ``headers`` go on
     every request; ``auth`` is an ``httpx2.Auth`` (OAuth providers included); ``httpx_client_factory``,
     when given, builds the client the way the SDK's ``create_mcp_http_client`` does. Userinfo in the URL
-    is sent as HTTP Basic authentication. The connection is ``(read_stream, write_stream)``, ready for
-    ``mcp.ClientSession(read, write)``.
+    is sent as HTTP Basic authentication. ``name`` is how errors and logs name the server (default: the
+    URL, redacted). The connection is ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
     """
 
     _transport_name = "streamable HTTP"
@@ -81,8 +81,10 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
         read_timeout: float = 300,
         auth: httpx2.Auth | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory, name)
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:

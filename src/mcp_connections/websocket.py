@@ -72,7 +72,8 @@ class WebSocketConnectionManager(RemoteConnectionManager):
     """Connects to an MCP server's WebSocket endpoint (``ws://`` or ``wss://``).
 
     ``headers`` are sent on the opening handshake; userinfo in the URL is sent as HTTP Basic
-    authentication. ``timeout`` bounds the opening handshake. The connection is
+    authentication. ``timeout`` bounds the opening handshake; ``name`` is how errors and logs name the server
+    (default: the URL, redacted). The connection is
     ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
     """
 
@@ -81,8 +82,10 @@ class WebSocketConnectionManager(RemoteConnectionManager):
     _usual_paths = "a path such as /mcp or /ws"
     _transport_ended = "the WebSocket closed"
 
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5) -> None:
-        super().__init__(url, headers, timeout)
+    def __init__(
+        self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5, *, name: str | None = None
+    ) -> None:
+        super().__init__(url, headers, timeout, name)
         try:
             parse_uri(self._url)
         except InvalidURI:
