@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from .errors import MCPConnectionError
 
-__all__ = ["chain", "map_exceptions"]
+__all__ = ["chain", "leaf_exception", "map_exceptions"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -27,19 +27,36 @@ def chain(error: E, cause: BaseException | None) -> E:
     return error
 
 
+def leaf_exception(exc: BaseException) -> BaseException:
+    """The one exception that explains a (possibly nested) exception group: its first leaf that is not a
+    cancellation (asyncio's and trio's are ``BaseException``s, not ``Exception``s)."""
+    while isinstance(exc, BaseExceptionGroup):
+        members: list[BaseException] = [e for e in exc.exceptions if isinstance(e, Exception)]
+        exc = (members or list(exc.exceptions))[0]
+    return exc
+
+
 @contextmanager
 def map_exceptions(translate: Callable[[Exception], MCPConnectionError | None]) -> Iterator[None]:
-    """Raise ``translate(exc)`` from ``exc`` for any ``Exception`` that escapes the block.
+    """Raise ``translate(leaf)``, chained to ``leaf``, for any ``Exception`` that escapes the block.
 
-    This library's own errors pass through untouched; ``translate`` returning ``None`` (or the exception
-    itself) re-raises the original. Cancellation and other ``BaseException``s are never translated.
+    ``leaf`` is the exception itself, or the one that explains an exception group (``leaf_exception``).
+    This library's own errors pass through untouched, also from inside a group (which is then dropped from
+    the report: its other members are the cancellations it caused). ``translate`` returning ``None``
+    re-raises the original. Cancellation and other ``BaseException``s are never translated.
     """
     try:
         yield
-    except MCPConnectionError:
-        raise
     except Exception as exc:
-        error = translate(exc)
+        leaf = leaf_exception(exc)
+        if isinstance(leaf, MCPConnectionError):
+            error: MCPConnectionError | None = leaf
+        elif isinstance(leaf, Exception):
+            error = translate(leaf)
+        else:
+            error = None
         if error is None or error is exc:
             raise
-        raise chain(error, exc) from exc
+        chain(error, leaf)
+        error.__suppress_context__ = True  # the group or the third-party error is the cause, or says nothing
+        raise error  # noqa: B904 -- chained above, to the leaf rather than to the group

@@ -9,7 +9,7 @@ the request waits for an answer that cannot come. The manager watches for both w
 event hook on the client the SDK builds (through ``httpx_client_factory``): the event stream's body is
 wrapped so a transport error on it is a lost connection, an event stream that ends is one too, and a POST
 answered with an error status is one (the SDK's writer is gone after it). The manager owns the session's
-streams (see ``_remote``), so pending requests fail as soon as the loss is known.
+streams (see ``_bridge``), so pending requests fail as soon as the loss is known.
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ from contextlib import asynccontextmanager
 import httpx2
 from mcp.client.sse import sse_client
 
-from ._remote import (
-    SESSION_GONE,
-    Failure,
-    HttpClientFactory,
-    Lifetime,
-    RemoteHttpConnectionManager,
-    RemoteStreams,
-    describe_status,
-)
+from ._bridge import RemoteStreams, translated
+from ._failures import SESSION_GONE, Failure, describe_status
+from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["SseConnectionManager"]
@@ -68,6 +62,7 @@ class SseConnectionManager(RemoteHttpConnectionManager):
         super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory, name)
         self.sse_read_timeout = self.read_timeout
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

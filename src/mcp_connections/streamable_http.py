@@ -19,7 +19,7 @@ on the client it gives the SDK:
 * anything that escapes the SDK (its task group crashing) is translated: a ``ConnectError`` while the
   server has never answered, a ``ConnectionLostError`` after.
 
-The manager owns the session's streams (see ``_remote``), so once the loss is known the session's read
+The manager owns the session's streams (see ``_bridge``), so once the loss is known the session's read
 stream ends and pending requests fail with "connection closed" within moments, not after ``read_timeout``.
 On stop the SDK ends the session with a DELETE, bounded by ``SESSION_END_TIMEOUT`` and stop()'s budget.
 """
@@ -36,15 +36,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, JSONRPCError
 
-from ._remote import (
-    MAX_MESSAGE_SIZE,
-    SESSION_GONE,
-    HttpClientFactory,
-    Lifetime,
-    RemoteHttpConnectionManager,
-    RemoteStreams,
-    describe_status,
-)
+from ._bridge import MAX_MESSAGE_SIZE, RemoteStreams, translated
+from ._failures import SESSION_GONE, describe_status
+from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["StreamableHttpConnectionManager"]
@@ -86,6 +80,7 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
     ) -> None:
         super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory, name)
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

@@ -38,16 +38,9 @@ from websockets.exceptions import (
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from ._bridge import MAX_MESSAGE_SIZE, SECRET_HEADERS, RemoteConnectionManager, RemoteStreams, translated
+from ._failures import Failure, describe_network_error, describe_status
 from ._redact import REDACTED, redact_url
-from ._remote import (
-    MAX_MESSAGE_SIZE,
-    SECRET_HEADERS,
-    Failure,
-    RemoteConnectionManager,
-    RemoteStreams,
-    describe_network_error,
-    describe_status,
-)
 from .base import describe_exception
 from .errors import ConfigError
 
@@ -91,6 +84,7 @@ class WebSocketConnectionManager(RemoteConnectionManager):
         except InvalidURI:
             raise ConfigError("invalid WebSocket URL", server=self.name) from None
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

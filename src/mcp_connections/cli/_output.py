@@ -109,4 +109,3 @@ async def start_with_progress(group: ServerGroup, out: Output) -> None:
                 await group.start()
             finally:
                 tg.cancel_scope.cancel()
-

@@ -27,8 +27,9 @@ import httpx2
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
+from .._bridge import OUTGOING_BUFFER, RemoteStreams
 from .._exceptions import chain
-from .._remote import OUTGOING_BUFFER, HttpClientFactory, RemoteStreams
+from .._http_hooks import HttpClientFactory
 from ..base import ConnectionManager
 from ..errors import ConnectError, ConnectionLostError, MCPConnectionError
 from ..sse import SseConnectionManager
