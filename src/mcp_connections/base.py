@@ -48,7 +48,7 @@ from .errors import ConnectError, ConnectionLostError, MCPConnectionError
 
 __all__ = ["ConnectionManager", "ConnectionState"]
 
-logger = logging.getLogger("mcp_connections")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["SseConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.sse")
+logger = logging.getLogger(__name__)
 
 # Bound on leaving the SDK's transport at stop: it only cancels its tasks and closes its client, so
 # anything slower is a stuck socket close.

@@ -40,7 +40,7 @@ from .errors import ConnectionLostError, ServerExitedError, ServerStartError
 
 __all__ = ["StdioConnectionManager", "StdioStreams"]
 
-logger = logging.getLogger("mcp_connections.stdio")
+logger = logging.getLogger(__name__)
 
 StdioStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 

@@ -43,7 +43,7 @@ from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["StreamableHttpConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.streamable_http")
+logger = logging.getLogger(__name__)
 
 # Bound on the DELETE that ends the server's session at stop: a courtesy to the server, which expires
 # idle sessions anyway, so not worth holding up a stop (and pointless once the server is gone).

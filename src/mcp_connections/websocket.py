@@ -46,7 +46,7 @@ from .errors import ConfigError
 
 __all__ = ["WebSocketConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.websocket")
+logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = Subprotocol("mcp")
 
