@@ -22,6 +22,7 @@ from .session import ManagedSession
 from .sse import SseConnectionManager
 from .stdio import StdioConnectionManager
 from .streamable_http import StreamableHttpConnectionManager
+from .transports.http_or_sse import StreamableHttpOrSseConnectionManager
 from .websocket import WebSocketConnectionManager
 
 __version__ = "0.1.0"
@@ -52,5 +53,6 @@ __all__ = [
     "SseConnectionManager",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
+    "StreamableHttpOrSseConnectionManager",
     "WebSocketConnectionManager",
 ]
