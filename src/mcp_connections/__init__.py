@@ -2,6 +2,7 @@
 
 import logging as _logging
 
+from ._textsink import TextSink
 from .base import ConnectionManager, ConnectionState
 from .blocking import BlockingGroup, BlockingSession
 from .config import ServerConfig
@@ -54,5 +55,6 @@ __all__ = [
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
     "StreamableHttpOrSseConnectionManager",
+    "TextSink",
     "WebSocketConnectionManager",
 ]
