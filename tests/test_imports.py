@@ -90,7 +90,7 @@ def test_the_url_redacting_log_filter_is_in_place_from_import_on_before_any_tran
         "import mcp_connections.streamable_http\n"
         "assert len(logging.getLogger('httpx2').filters) == 1, 'installed twice'\n"
     )
-    assert "mcp_connections._remote" in loaded
+    assert "mcp_connections._bridge" in loaded
 
 
 def test_building_the_cli_parser_and_printing_help_imports_no_mcp_code() -> None:

@@ -26,6 +26,7 @@ from .errors import (
 )
 
 if _typing.TYPE_CHECKING:
+    from ._textsink import TextSink
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
@@ -35,6 +36,7 @@ if _typing.TYPE_CHECKING:
     from .sse import SseConnectionManager
     from .stdio import StdioConnectionManager
     from .streamable_http import StreamableHttpConnectionManager
+    from .transports.http_or_sse import StreamableHttpOrSseConnectionManager
     from .websocket import WebSocketConnectionManager
 
 __version__ = "0.1.0"
@@ -62,6 +64,8 @@ _LAZY: dict[str, str] = {
     "SseConnectionManager": ".sse",
     "StdioConnectionManager": ".stdio",
     "StreamableHttpConnectionManager": ".streamable_http",
+    "StreamableHttpOrSseConnectionManager": ".transports.http_or_sse",
+    "TextSink": "._textsink",
     "WebSocketConnectionManager": ".websocket",
 }
 
@@ -109,5 +113,7 @@ __all__ = [
     "SseConnectionManager",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
+    "StreamableHttpOrSseConnectionManager",
+    "TextSink",
     "WebSocketConnectionManager",
 ]
