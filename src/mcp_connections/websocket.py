@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import mcp_types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from websockets.asyncio.client import ClientConnection
@@ -40,6 +39,7 @@ from websockets.uri import parse_uri
 
 from ._bridge import MAX_MESSAGE_SIZE, SECRET_HEADERS, RemoteConnectionManager, RemoteStreams, translated
 from ._failures import Failure, describe_network_error, describe_status
+from ._framing import parse_message
 from ._redact import REDACTED, redact_url
 from .base import describe_exception
 from .errors import ConfigError
@@ -224,11 +224,7 @@ def _parse_frame(frame: str | bytes) -> SessionMessage | Exception:
     if isinstance(frame, bytes):
         logger.warning("server sent a binary frame (%d bytes); MCP over WebSocket uses text frames", len(frame))
         return ValueError("binary WebSocket frame; MCP messages are sent as text frames")
-    try:
-        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(frame, by_name=False))
-    except ValueError as exc:
-        logger.warning("server sent a frame that is not JSON-RPC: %.200r", frame)
-        return exc
+    return parse_message(frame, "frame", logger)
 
 
 _DROPPED = Failure("the connection dropped without a closing handshake (the server went away)")
