@@ -18,7 +18,6 @@ since the server never saw it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,8 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from .base import RUNNING_STATES, ConnectionManager, ConnectionState, consume_result, describe_exception
+from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, Ready
+from .base import ConnectionManager, describe_exception
 from .errors import (
     ConnectError,
     ConnectionLostError,
@@ -54,9 +54,6 @@ HUNG_SERVER_STOP_TIMEOUT = 1.0
 # Time to wait, after a request saw its connection close, for the manager to say why.
 _LOSS_REASON_WAIT = 0.5
 
-# What stop() may take beyond its timeout to wind the owner task down.
-_STOP_MARGIN = 0.5
-
 _UNSET: Any = object()
 
 
@@ -68,6 +65,8 @@ class _Connection:
     scopes: set[anyio.CancelScope] = field(default_factory=set)
     lost: MCPConnectionError | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # Its HTTP session expired under a request: open a new one at once, not a restart the policy counts.
+    renew: bool = False
 
     def end(self, error: MCPConnectionError) -> None:
         if self.lost is None:
@@ -104,17 +103,20 @@ class ManagedSession:
         self.session_options = session_options
         self.restarts = 0
         self.initialize_result: types.InitializeResult | None = None
-        self._state = ConnectionState.IDLE
-        self._error: BaseException | None = None
+        self._lifecycle: Lifecycle[types.InitializeResult] = Lifecycle(
+            self,
+            lambda: self.name,
+            logger,
+            what="session",
+            stopped_early="stop() was called before the session was initialized",
+            on_change=self._state_changed,
+        )
         self._callbacks: list[StateCallback] = []
         self._current: _Connection | None = None
-        self._changed: anyio.Event | None = None
-        self._closed: anyio.Event | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._owner_scope: anyio.CancelScope | None = None
-        self._stop_called = False
-        self._stop_deadline: float | None = None
-        self._renew: _Connection | None = None
+        # Set (and replaced) at every change of state: requests waiting for a connection watch it.
+        self._changed = anyio.Event()
+        # One callback for the manager's whole life: it ends whichever connection is current.
+        manager.add_close_callback(self._manager_closed)
 
     # -- state -----------------------------------------------------------------------------------------
 
@@ -126,12 +128,24 @@ class ManagedSession:
     @property
     def state(self) -> ConnectionState:
         """Where the session is in its life; ``CONNECTING`` also while it reconnects."""
-        return self._state
+        return self._lifecycle.state
 
     @property
     def error(self) -> BaseException | None:
         """Why the session failed (or, while it reconnects, why it was lost), else None."""
-        return self._error
+        return self._lifecycle.error
+
+    @property
+    def _error(self) -> BaseException | None:
+        return self._lifecycle.error
+
+    @_error.setter
+    def _error(self, error: BaseException | None) -> None:
+        self._lifecycle.error = error
+
+    @property
+    def _state(self) -> ConnectionState:
+        return self._lifecycle.state
 
     @property
     def session(self) -> ClientSession | None:
@@ -143,20 +157,36 @@ class ManagedSession:
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
 
+    def add_close_callback(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback(session)`` every time the session ends for good (stopped, or failed past its restart
+        policy); returns a remover.
+
+        It runs once ``state`` and ``error`` are final and before ``wait_closed()`` and ``stop()`` return; a
+        plain function or an ``async def`` (awaited, for at most 5 s). One that raises is logged with the
+        server's name and does not keep the next one from running nor ``stop()`` from finishing.
+        """
+        return self._lifecycle.add_close_callback(callback)
+
     def _set_state(self, new: ConnectionState) -> None:
-        old = self._state
-        if new is old:
-            return
-        self._state = new
-        logger.debug("%s: session %s -> %s", self.name, old, new)
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = anyio.Event()
+        self._lifecycle.set_state(new)
+
+    def _state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
         for callback in list(self._callbacks):
             try:
                 callback(old, new)
             except Exception:
                 logger.exception("%s: state callback %r raised", self.name, callback)
+
+    def _manager_closed(self, manager: ConnectionManager[Any]) -> None:
+        current = self._current
+        if current is None:
+            return
+        error = manager.error
+        if not isinstance(error, MCPConnectionError):
+            error = ConnectionLostError("the connection closed", server=self.name)
+        current.end(error)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -167,55 +197,23 @@ class ManagedSession:
         answer ``initialize`` within ``init_timeout`` (the server is stopped), and the manager's error
         when the connection cannot be made.
         """
-        if self._state is ConnectionState.STOPPING:
-            await self.wait_closed()
-        if self._state in RUNNING_STATES:
-            raise RuntimeError(f"{self.name}: start() called while {self._state}; call stop() first")
-        self._error = None
-        self._stop_called = False
-        self._stop_deadline = None
-        self._owner_scope = None
+        await self._lifecycle.prepare_start()
         self.restarts = 0
-        self._changed = anyio.Event()
-        self._closed = anyio.Event()
-        self._set_state(ConnectionState.CONNECTING)
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[types.InitializeResult] = loop.create_future()
-        self._owner = loop.create_task(self._run(ready), name=f"mcp-connections session of {self.name}")
-        try:
-            return await asyncio.shield(ready)
-        except asyncio.CancelledError:
-            ready.add_done_callback(consume_result)
-            with anyio.CancelScope(shield=True):
-                await self.stop(HUNG_SERVER_STOP_TIMEOUT * 5)
-            raise
+        return await self._lifecycle.start(self._run, lambda: self.stop(ABANDONED_START_STOP_TIMEOUT))
 
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Close the session and its connection within ``timeout`` (plus a small margin); never raises."""
-        try:
-            if self._state not in RUNNING_STATES:
-                return
-            limit = timeout if timeout is not None and timeout > 0 else None
-            if not self._stop_called:
-                self._stop_called = True
-                self._stop_deadline = None if limit is None else anyio.current_time() + limit
-                self._set_state(ConnectionState.STOPPING)
-                if self._current is not None:  # in-flight requests learn why before the transport closes
-                    self._current.end(ConnectionLostError("the session was stopped", server=self.name))
-                if self._owner_scope is not None:
-                    self._owner_scope.cancel()
-            await self.manager.stop(self._budget())
-            closed = self._closed
-            assert closed is not None
-            with anyio.move_on_after(_STOP_MARGIN):
-                await closed.wait()
-        except Exception:
-            logger.exception("%s: error while stopping the session", self.name)
+
+        def request(previous: ConnectionState) -> None:
+            if self._current is not None:  # in-flight requests learn why before the transport closes
+                self._current.end(ConnectionLostError("the session was stopped", server=self.name))
+            self._lifecycle.scope.cancel()
+
+        await self._lifecycle.stop(timeout, request, lambda: self.manager.stop(self._budget()))
 
     async def wait_closed(self) -> None:
         """Return once the session has ended for good (stopped, or failed past its restart policy)."""
-        if self._closed is not None and self._state in RUNNING_STATES:
-            await self._closed.wait()
+        await self._lifecycle.wait_closed()
 
     async def __aenter__(self) -> ManagedSession:
         await self.start()
@@ -230,20 +228,19 @@ class ManagedSession:
         return f"<ManagedSession {self.name!r} state={self._state} restarts={self.restarts}>"
 
     def _budget(self) -> float | None:
-        if self._stop_deadline is None:
-            return None
-        return max(0.0, self._stop_deadline - anyio.current_time())
+        return self._lifecycle.budget()
+
+    @property
+    def _stop_called(self) -> bool:
+        return self._lifecycle.stopping
 
     # -- the owner task --------------------------------------------------------------------------------
 
-    async def _run(self, ready: asyncio.Future[types.InitializeResult]) -> None:
+    async def _run(self, ready: Ready[types.InitializeResult]) -> BaseException | None:
         tracker = RestartTracker(self.restart_policy) if self.restart_policy is not None else None
         failure: BaseException | None = None
         try:
-            with anyio.CancelScope() as scope:
-                self._owner_scope = scope
-                if self._stop_called:
-                    scope.cancel()
+            with self._lifecycle.scope:
                 while True:
                     try:
                         await self._connect_and_serve(ready, tracker)
@@ -267,35 +264,19 @@ class ManagedSession:
                     logger.info("%s: connection lost (%s); restarting in %.2fs", self.name, failure, delay)
                     await anyio.sleep(delay)
                     self.restarts += 1
-        except Exception as exc:  # a bug of ours must not leave the session looking alive
-            logger.exception("%s: session task failed", self.name)
-            failure = ConnectError(f"session task failed: {describe_exception(exc)}", server=self.name)
-            failure.__cause__ = exc
         finally:
             with anyio.CancelScope(shield=True):
                 await self.manager.stop(self._budget())
             current, self._current = self._current, None
             if current is not None:
                 current.end(ConnectionLostError("the session was stopped", server=self.name))
-            if self._stop_called:
-                if not ready.done():
-                    ready.set_exception(
-                        failure
-                        if isinstance(failure, MCPConnectionError) and not isinstance(failure, ConnectionLostError)
-                        else ConnectError("stop() was called before the session was initialized", server=self.name)
-                    )
-                self._set_state(ConnectionState.STOPPED)
-            else:
-                self._error = failure
-                if not ready.done():
-                    ready.set_exception(failure or ConnectError("the session ended", server=self.name))
-                self._set_state(ConnectionState.FAILED)
-            assert self._closed is not None
-            self._closed.set()
+        if self._stop_called:
+            if isinstance(failure, MCPConnectionError) and not isinstance(failure, ConnectionLostError):
+                ready.fail(failure)  # start() says why it did not get through, though the end is STOPPED
+            return None
+        return failure or ConnectError("the session ended", server=self.name)
 
-    async def _connect_and_serve(
-        self, ready: asyncio.Future[types.InitializeResult], tracker: RestartTracker | None
-    ) -> None:
+    async def _connect_and_serve(self, ready: Ready[types.InitializeResult], tracker: RestartTracker | None) -> None:
         """One connection, from start to end: raise the error that ended it; return to renew at once."""
         streams = await self.manager.start()
         try:
@@ -310,7 +291,7 @@ class ManagedSession:
             raise error
 
     async def _serve(
-        self, session: ClientSession, ready: asyncio.Future[types.InitializeResult], tracker: RestartTracker | None
+        self, session: ClientSession, ready: Ready[types.InitializeResult], tracker: RestartTracker | None
     ) -> MCPConnectionError | None:
         try:
             with anyio.fail_after(self.init_timeout):
@@ -335,12 +316,10 @@ class ManagedSession:
         if tracker is not None:
             tracker.connected(anyio.current_time())
         self._set_state(ConnectionState.CONNECTED)
-        if not ready.done():
-            ready.set_result(result)
+        ready.succeed(result)
         try:
             error = await self._watch(connection)
-            if self._renew is connection and not self._stop_called:
-                self._renew = None
+            if connection.renew and not self._stop_called:
                 return None
             return error
         finally:
@@ -353,25 +332,15 @@ class ManagedSession:
 
     async def _watch(self, connection: _Connection) -> MCPConnectionError:
         """Wait until the connection ends; return why (and end the connection's requests with it)."""
-
-        def manager_closed() -> None:
-            error = self.manager.error
-            if not isinstance(error, MCPConnectionError):
-                error = ConnectionLostError("the connection closed", server=self.name)
-            connection.end(error)
-
-        # A callback, not a task: one task less per connection, in memory and in start-up time.
-        remove = self.manager._on_closed(manager_closed)
-        try:
-            if not self.ping_interval:
+        if self.manager.state not in RUNNING_STATES:  # closed before we looked: the close callback came too early
+            self._manager_closed(self.manager)
+        if not self.ping_interval:
+            await connection.ended.wait()
+        else:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
                 await connection.ended.wait()
-            else:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
-                    await connection.ended.wait()
-                    tg.cancel_scope.cancel()
-        finally:
-            remove()
+                tg.cancel_scope.cancel()
         assert connection.lost is not None
         return connection.lost
 
@@ -451,7 +420,7 @@ class ManagedSession:
                         retried = True
                         logger.info("%s: HTTP session expired; re-initializing and sending %s again", self.name, what)
                         connection.end(ConnectionLostError("the HTTP session expired", server=self.name))
-                        self._renew = connection
+                        connection.renew = True
                         continue
                     raise
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:

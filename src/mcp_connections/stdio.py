@@ -31,6 +31,7 @@ from typing import TextIO
 import anyio
 import anyio.abc
 import mcp_types
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.client.stdio import StdioServerParameters, get_default_environment
 from mcp.shared.message import SessionMessage
@@ -512,7 +513,9 @@ async def _close_process(process: anyio.abc.Process, exited: bool) -> None:
             with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await stream.aclose()
     # Nothing public closes the asyncio subprocess transport while a pipe end might still be held;
-    # without this it stays open and warns at garbage collection.
+    # without this it stays open and warns at garbage collection. Trio has no such transport.
+    if sniffio.current_async_library() != "asyncio":
+        return
     transport = getattr(getattr(process, "_process", None), "_transport", None)
     close = getattr(transport, "close", None)
     if callable(close):
