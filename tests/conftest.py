@@ -9,10 +9,15 @@ import pytest
 
 from .helpers import wait_for_no_children
 
+# Every anyio test runs on both backends the library supports; a module that is asyncio-only by nature
+# (the WebSocket transport, the blocking API's loop) overrides this fixture with ASYNCIO_ONLY.
+BACKENDS = ["asyncio", "trio"]
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectionState",
     "Lifecycle",
     "LifecycleError",
+    "LifecycleOwner",
     "Ready",
     "describe_exception",
 ]
@@ -142,17 +144,14 @@ class Lifecycle(Generic[R]):
         stopped_early: str,
         on_change: StateHook | None = None,
     ) -> None:
-        self._owner = owner
-        self._name = name
-        self._logger = logger
-        self._what = what
-        self._stopped_early = stopped_early
-        self._on_change = on_change
+        self._owner, self._name, self._logger, self._on_change = owner, name, logger, on_change
+        self._what, self._stopped_early = what, stopped_early
         self.state = ConnectionState.IDLE
         self.error: BaseException | None = None
         self.deadline: float | None = None
         self.closed: anyio.Event | None = None
-        self.scope = anyio.CancelScope()
+        # The owner's cancel scope, made anew by each start() (stop() may cancel it before the owner enters it).
+        self._scope: anyio.CancelScope | None = None
         self._task: OwnerTask | None = None
         self._close_callbacks: list[CloseCallback] = []
 
@@ -177,6 +176,17 @@ class Lifecycle(Generic[R]):
         self._logger.debug("%s: %s %s -> %s", self._name(), self._what, old, new)
         if self._on_change is not None:
             self._on_change(old, new)
+
+    @property
+    def scope(self) -> anyio.CancelScope:
+        """The cancel scope the owner's body enters around its work."""
+        assert self._scope is not None, "start() makes the scope"
+        return self._scope
+
+    def cancel_owner(self) -> None:
+        """Cancel the owner's work (its cleanup, shielded, still runs)."""
+        if self._scope is not None:
+            self._scope.cancel()
 
     def budget(self) -> float | None:
         """Seconds left before stop()'s deadline, or None for no limit (or no stop yet)."""
@@ -216,7 +226,7 @@ class Lifecycle(Generic[R]):
         self.error = None
         self.deadline = None
         self.closed = anyio.Event()
-        self.scope = anyio.CancelScope()
+        self._scope = anyio.CancelScope()
         ready: Ready[R] = Ready()
         self.set_state(ConnectionState.CONNECTING)
         try:
@@ -348,7 +358,7 @@ class Lifecycle(Generic[R]):
             if not closed.is_set():
                 # The cleanup overran its budget: cut it off (shielded kills still complete).
                 self._logger.warning("%s: stop() timed out after %.1fs; cutting off the cleanup", self._name(), limit)
-                self.scope.cancel()
+                self.cancel_owner()
                 with anyio.move_on_after(STOP_MARGIN / 2):
                     await closed.wait()
         except Exception:  # stop() never raises: a failing cleanup is logged, not thrown at the caller
@@ -358,3 +368,50 @@ class Lifecycle(Generic[R]):
         """Return once the object has closed for any reason (at once when it is not running)."""
         if self.closed is not None and self.running:
             await self.closed.wait()
+
+
+class LifecycleOwner:
+    """The face of an object that keeps a ``Lifecycle`` in ``_lifecycle``: state, error, closing."""
+
+    _lifecycle: Lifecycle[Any]
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where it is in its life (a session is ``CONNECTING`` also while it reconnects)."""
+        return self._lifecycle.state
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why it failed (a session: also, while it reconnects, why it was lost), else None."""
+        return self._lifecycle.error
+
+    def add_close_callback(self, callback: CloseCallback) -> Callable[[], None]:
+        """Call ``callback(obj)`` every time it closes (stopped, or failed for good); returns a remover.
+
+        The callback runs once ``state`` and ``error`` are final, before ``wait_closed()`` and ``stop()``
+        return. It may be a plain function or an ``async def`` (awaited, for at most 5 s); one that raises is
+        logged with the server's name and keeps neither the next one from running nor ``stop()`` from
+        finishing.
+        """
+        return self._lifecycle.add_close_callback(callback)
+
+    async def wait_closed(self) -> None:
+        """Return once it has closed for any reason (at once when it is not running)."""
+        await self._lifecycle.wait_closed()
+
+    async def stop(self, timeout: float | None = 30.0) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def _stop_called(self) -> bool:
+        """Whether stop() has been asked for (hooks then report nothing as lost)."""
+        return self._lifecycle.stopping
+
+    def _stop_budget(self) -> float | None:
+        """Seconds the cleanup may still take before stop()'s deadline, or None for no limit."""
+        return self._lifecycle.budget()

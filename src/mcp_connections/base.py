@@ -35,14 +35,12 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import anyio
 
-from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, ConnectionState, Lifecycle, Ready
+from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, ConnectionState, Lifecycle, LifecycleOwner, Ready
 from ._lifecycle import RUNNING_STATES as RUNNING_STATES  # re-exported: transports and layers import them here
 from ._lifecycle import STOP_MARGIN as STOP_MARGIN
 from ._lifecycle import describe_exception as describe_exception
@@ -63,7 +61,7 @@ def unwrap_exception(exc: BaseException) -> BaseException:
     return exc
 
 
-class ConnectionManager(ABC, Generic[T]):
+class ConnectionManager(LifecycleOwner, ABC, Generic[T]):
     """Owns one connection to an MCP server: starts it, watches it, and stops it.
 
     ``start()`` returns the connection, ``stop()`` releases it from any task, ``get_streams()`` gives it
@@ -99,15 +97,6 @@ class ConnectionManager(ABC, Generic[T]):
             logger.info("%s: %s", self.name, error.message)
         self._leave.set()
 
-    @property
-    def _stop_called(self) -> bool:
-        """Whether stop() has been asked for: the transports' hooks then report nothing as lost."""
-        return self._lifecycle.stopping
-
-    def _stop_budget(self) -> float | None:
-        """Seconds the cleanup may still take before stop()'s deadline, or None for no limit."""
-        return self._lifecycle.budget()
-
     def _translate_error(self, exc: BaseException, phase: Literal["connect", "connected"]) -> MCPConnectionError:
         """Turn an exception that escaped the transport into this library's error (cause chained by caller)."""
         leaf = unwrap_exception(exc)
@@ -122,29 +111,9 @@ class ConnectionManager(ABC, Generic[T]):
 
     # -- the public API ------------------------------------------------------------------------------
 
-    @property
-    def state(self) -> ConnectionState:
-        """Where the connection is in its life."""
-        return self._lifecycle.state
-
-    @property
-    def error(self) -> BaseException | None:
-        """Why the connection failed, or None."""
-        return self._lifecycle.error
-
     def get_streams(self) -> T | None:
         """The connection while connected, else None."""
         return self._connection if self.state is ConnectionState.CONNECTED else None
-
-    def add_close_callback(self, callback: Callable[[Any], object]) -> Callable[[], None]:
-        """Call ``callback(manager)`` every time the connection closes (stopped or failed); returns a remover.
-
-        The callback runs once ``state`` and ``error`` are final and before ``wait_closed()`` and ``stop()``
-        return. It may be a plain function or an ``async def`` (awaited, for at most 5 s); one that raises is
-        logged with the server's name and does not keep the next one from running nor ``stop()`` from
-        finishing.
-        """
-        return self._lifecycle.add_close_callback(callback)
 
     async def start(self) -> T:
         """Establish the connection in a task that the manager owns, and return it.
@@ -166,22 +135,13 @@ class ConnectionManager(ABC, Generic[T]):
 
         def request(previous: ConnectionState) -> None:
             if previous is ConnectionState.CONNECTING:
-                self._lifecycle.scope.cancel()  # nothing to close gracefully yet
+                self._lifecycle.cancel_owner()  # nothing to close gracefully yet
             self._leave.set()
 
         await self._lifecycle.stop(timeout, request)
 
-    async def wait_closed(self) -> None:
-        """Return once the connection has ended for any reason (at once when it is not running)."""
-        await self._lifecycle.wait_closed()
-
     async def __aenter__(self) -> T:
         return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} state={self.state}>"

@@ -22,7 +22,6 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -30,7 +29,7 @@ import mcp_types as types
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, Ready
+from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, LifecycleOwner, Ready
 from .base import ConnectionManager, describe_exception
 from .errors import (
     ConnectError,
@@ -76,7 +75,7 @@ class _Connection:
             scope.cancel()
 
 
-class ManagedSession:
+class ManagedSession(LifecycleOwner):
     """An ``mcp.ClientSession`` over a connection manager, kept alive and restarted by policy.
 
     ``session_options`` go to ``mcp.ClientSession`` (``client_info``, ``sampling_callback``,
@@ -126,46 +125,14 @@ class ManagedSession:
         return self.manager.name
 
     @property
-    def state(self) -> ConnectionState:
-        """Where the session is in its life; ``CONNECTING`` also while it reconnects."""
-        return self._lifecycle.state
-
-    @property
-    def error(self) -> BaseException | None:
-        """Why the session failed (or, while it reconnects, why it was lost), else None."""
-        return self._lifecycle.error
-
-    @property
-    def _error(self) -> BaseException | None:
-        return self._lifecycle.error
-
-    @_error.setter
-    def _error(self, error: BaseException | None) -> None:
-        self._lifecycle.error = error
-
-    @property
-    def _state(self) -> ConnectionState:
-        return self._lifecycle.state
-
-    @property
     def session(self) -> ClientSession | None:
         """The current ``mcp.ClientSession``, for everything this class does not wrap; None when not connected."""
         current = self._current
-        return current.session if current is not None and self._state is ConnectionState.CONNECTED else None
+        return current.session if current is not None and self.state is ConnectionState.CONNECTED else None
 
     def on_state_change(self, callback: StateCallback) -> None:
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
-
-    def add_close_callback(self, callback: Callable[[Any], object]) -> Callable[[], None]:
-        """Call ``callback(session)`` every time the session ends for good (stopped, or failed past its restart
-        policy); returns a remover.
-
-        It runs once ``state`` and ``error`` are final and before ``wait_closed()`` and ``stop()`` return; a
-        plain function or an ``async def`` (awaited, for at most 5 s). One that raises is logged with the
-        server's name and does not keep the next one from running nor ``stop()`` from finishing.
-        """
-        return self._lifecycle.add_close_callback(callback)
 
     def _set_state(self, new: ConnectionState) -> None:
         self._lifecycle.set_state(new)
@@ -199,6 +166,7 @@ class ManagedSession:
         """
         await self._lifecycle.prepare_start()
         self.restarts = 0
+        self._changed = anyio.Event()
         return await self._lifecycle.start(self._run, lambda: self.stop(ABANDONED_START_STOP_TIMEOUT))
 
     async def stop(self, timeout: float | None = 30.0) -> None:
@@ -207,32 +175,16 @@ class ManagedSession:
         def request(previous: ConnectionState) -> None:
             if self._current is not None:  # in-flight requests learn why before the transport closes
                 self._current.end(ConnectionLostError("the session was stopped", server=self.name))
-            self._lifecycle.scope.cancel()
+            self._lifecycle.cancel_owner()
 
-        await self._lifecycle.stop(timeout, request, lambda: self.manager.stop(self._budget()))
-
-    async def wait_closed(self) -> None:
-        """Return once the session has ended for good (stopped, or failed past its restart policy)."""
-        await self._lifecycle.wait_closed()
+        await self._lifecycle.stop(timeout, request, lambda: self.manager.stop(self._stop_budget()))
 
     async def __aenter__(self) -> ManagedSession:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     def __repr__(self) -> str:
-        return f"<ManagedSession {self.name!r} state={self._state} restarts={self.restarts}>"
-
-    def _budget(self) -> float | None:
-        return self._lifecycle.budget()
-
-    @property
-    def _stop_called(self) -> bool:
-        return self._lifecycle.stopping
+        return f"<ManagedSession {self.name!r} state={self.state} restarts={self.restarts}>"
 
     # -- the owner task --------------------------------------------------------------------------------
 
@@ -252,7 +204,7 @@ class ManagedSession:
                         continue
                     if self._stop_called:
                         break
-                    self._error = failure
+                    self._lifecycle.error = failure
                     if not ready.done():
                         break  # the first connection failed: start() reports it, no restart
                     delay = tracker.lost(anyio.current_time()) if tracker is not None else None
@@ -266,7 +218,7 @@ class ManagedSession:
                     self.restarts += 1
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.stop(self._budget())
+                await self.manager.stop(self._stop_budget())
             current, self._current = self._current, None
             if current is not None:
                 current.end(ConnectionLostError("the session was stopped", server=self.name))
@@ -286,7 +238,7 @@ class ManagedSession:
                 error = await self._serve(session, ready, tracker)
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.stop(self._budget() if self._stop_called else HUNG_SERVER_STOP_TIMEOUT)
+                await self.manager.stop(self._stop_budget() if self._stop_called else HUNG_SERVER_STOP_TIMEOUT)
         if error is not None:
             raise error
 
@@ -312,7 +264,7 @@ class ManagedSession:
         connection = _Connection(session)
         self.initialize_result = result
         self._current = connection
-        self._error = None
+        self._lifecycle.error = None
         if tracker is not None:
             tracker.connected(anyio.current_time())
         self._set_state(ConnectionState.CONNECTED)
@@ -380,14 +332,14 @@ class ManagedSession:
     async def _acquire(self, deadline: float) -> _Connection:
         """The current connection, waiting (until ``deadline``) while the session (re)connects."""
         while True:
-            state = self._state
+            state = self.state
             current = self._current
             if state is ConnectionState.CONNECTED and current is not None and current.lost is None:
                 return current
             if state is ConnectionState.FAILED:
                 raise ConnectionLostError(
-                    f"the session has failed ({self._error}); start() it again", server=self.name
-                ) from self._error
+                    f"the session has failed ({self.error}); start() it again", server=self.name
+                ) from self.error
             if state in (ConnectionState.IDLE, ConnectionState.STOPPED, ConnectionState.STOPPING):
                 raise RuntimeError(f"{self.name}: the session is not running ({state}); call start() first")
             changed = self._changed
@@ -406,7 +358,7 @@ class ManagedSession:
         retried = False
         while True:
             connection = self._current
-            if self._state is not ConnectionState.CONNECTED or connection is None or connection.lost is not None:
+            if self.state is not ConnectionState.CONNECTED or connection is None or connection.lost is not None:
                 connection = await self._acquire(deadline)
             with anyio.CancelScope(deadline=deadline) as scope:
                 connection.scopes.add(scope)
