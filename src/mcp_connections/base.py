@@ -7,6 +7,8 @@ owner, which enters the transport, hands the connection back and then waits unti
 asks it to leave or the transport reports that the connection ended on its own. Whoever calls
 ``start()`` or ``stop()``, the transport is entered and exited by the owner, so opening in one task and
 closing in another is fine, and the caller of ``start()`` may end while the connection lives on.
+That part (the owner task on asyncio or trio, the state table, the stop deadline, close callbacks) is
+``_lifecycle``'s, shared with ``ManagedSession``; this module adds what a transport means to it.
 
 Adding a transport
 ------------------
