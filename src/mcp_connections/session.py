@@ -1,11 +1,13 @@
-"""A session that stays usable: the MCP handshake, timeouts, health checks and restarts over a manager.
+"""A session that stays usable: negotiation, timeouts, health checks and restarts over a manager.
 
-Design: one task that the session owns (the *owner*) starts the manager, enters ``mcp.ClientSession``,
-runs ``initialize`` under ``init_timeout``, and then watches the connection: the manager ending (the
-server died), a ping going unanswered (the server hung), or ``stop()``. On a loss it tears the
-connection down, and when a ``RestartPolicy`` allows it, waits the policy's backoff and opens a new
-connection with a fresh ``initialize``. Every entry and exit of the transport and the ``ClientSession``
-happens in that one task, so any task may call the session's methods or stop it.
+Design: one task that the session owns (the *owner*) starts the manager, enters the SDK's ``mcp.Client``
+over its streams, lets it negotiate the protocol generation under ``init_timeout`` (``mode="auto"``:
+``server/discover``, falling back to the ``initialize`` handshake; see ``_generations``), and then watches
+the connection: the manager ending (the server died), a health probe going unanswered (the server hung),
+or ``stop()``. Beside it run the listen stream of a modern server and the delivery of list-changed
+callbacks. On a loss it tears the connection down, and when a ``RestartPolicy`` allows it, waits the
+policy's backoff and opens a new connection, negotiated afresh. Every entry and exit of the transport
+and the ``Client`` happens in that one task, so any task may call the session's methods or stop it.
 
 Requests run in the caller's task against the current connection, each inside a cancel scope that
 the owner cancels when that connection is lost: an in-flight request fails with
@@ -18,6 +20,7 @@ since the server never saw it.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -25,13 +28,26 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import mcp_types as types
-from mcp import ClientSession
+from mcp import Client, ClientSession
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared.exceptions import MCPError
 
+from ._generations import (
+    CLIENT_OPTIONS,
+    ChangeKind,
+    StreamsTransport,
+    change_kind,
+    check_mode,
+    is_modern,
+    listen_filter,
+)
 from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, LifecycleOwner, Ready
+from ._requests import _UNSET, SessionRequests
 from .base import ConnectionManager, describe_exception
 from .errors import (
+    ConfigError,
     ConnectError,
     ConnectionLostError,
     HandshakeTimeoutError,
@@ -46,6 +62,7 @@ logger = logging.getLogger("mcp_connections.session")
 
 R = TypeVar("R")
 StateCallback = Callable[[ConnectionState, ConnectionState], object]
+ListChangedCallback = Callable[[ChangeKind], object]
 
 # Time a hung server (no answer to ping) gets to die before SIGKILL; it is hung, so no use waiting long.
 HUNG_SERVER_STOP_TIMEOUT = 1.0
@@ -53,19 +70,26 @@ HUNG_SERVER_STOP_TIMEOUT = 1.0
 # Time to wait, after a request saw its connection close, for the manager to say why.
 _LOSS_REASON_WAIT = 0.5
 
-_UNSET: Any = object()
+# Wait before re-opening a modern server's listen stream that dropped while the connection lived.
+_RELISTEN_DELAY = 1.0
 
 
 @dataclass(eq=False)
 class _Connection:
     """One connection's life: its ClientSession and the requests in flight on it."""
 
-    session: ClientSession
+    client: Client
     scopes: set[anyio.CancelScope] = field(default_factory=set)
     lost: MCPConnectionError | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
     # Its HTTP session expired under a request: open a new one at once, not a restart the policy counts.
     renew: bool = False
+    # Where list-changed callbacks run (not in the SDK's receive loop, which a callback's request would block).
+    tasks: anyio.abc.TaskGroup | None = None
+
+    @property
+    def session(self) -> ClientSession:
+        return self.client.session
 
     def end(self, error: MCPConnectionError) -> None:
         if self.lost is None:
@@ -74,12 +98,19 @@ class _Connection:
         for scope in list(self.scopes):
             scope.cancel()
 
+    def list_changed(self, kind: ChangeKind, session: ManagedSession) -> None:
+        if self.tasks is not None and session._list_changed:
+            self.tasks.start_soon(session._deliver_list_changed, kind)
 
-class ManagedSession(LifecycleOwner):
-    """An ``mcp.ClientSession`` over a connection manager, kept alive and restarted by policy.
 
-    ``session_options`` go to ``mcp.ClientSession`` (``client_info``, ``sampling_callback``,
-    ``elicitation_callback``, ``list_roots_callback``, ``logging_callback``, ``message_handler``, ...).
+class ManagedSession(SessionRequests, LifecycleOwner):
+    """An MCP session over a connection manager, of either protocol generation, kept alive and restarted by policy.
+
+    ``mode`` is ``"auto"`` (probe ``server/discover``, fall back to the handshake, as ``mcp.Client`` does),
+    ``"legacy"`` (the handshake only) or a modern version string such as ``"2026-07-28"`` (pinned).
+    ``session_options`` go to ``mcp.Client`` (``client_info``, ``sampling_callback``, ``elicitation_callback``,
+    ``input_required_max_rounds``, ``list_roots_callback``, ``logging_callback``, ``message_handler``,
+    ``cache``, ...).
     """
 
     def __init__(
@@ -91,9 +122,16 @@ class ManagedSession(LifecycleOwner):
         request_timeout: float | None = None,
         ping_interval: float | None = None,
         ping_timeout: float = 10.0,
+        mode: str = "auto",
         **session_options: Any,
     ) -> None:
+        if (problem := check_mode(mode)) is not None:
+            raise ConfigError(problem, server=manager.name)
+        unknown = sorted(set(session_options) - CLIENT_OPTIONS)
+        if unknown:
+            raise TypeError(f"ManagedSession got unknown options {unknown}; it takes those of mcp.Client")
         self.manager = manager
+        self.mode = mode
         self.restart_policy = restart
         self.init_timeout = init_timeout
         self.request_timeout = request_timeout
@@ -102,7 +140,12 @@ class ManagedSession(LifecycleOwner):
         self.session_options = session_options
         self.restarts = 0
         self.initialize_result: types.InitializeResult | None = None
-        self._lifecycle: Lifecycle[types.InitializeResult] = Lifecycle(
+        self.discover_result: types.DiscoverResult | None = None
+        self.protocol_version: str | None = None
+        self.server_info: types.Implementation | None = None
+        self.capabilities: types.ServerCapabilities | None = None
+        self._list_changed: list[ListChangedCallback] = []
+        self._lifecycle: Lifecycle[types.InitializeResult | types.DiscoverResult] = Lifecycle(
             self,
             lambda: self.name,
             logger,
@@ -134,6 +177,23 @@ class ManagedSession(LifecycleOwner):
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
 
+    def on_list_changed(self, callback: ListChangedCallback) -> Callable[[], None]:
+        """Call ``callback(kind)`` when the server's tools, prompts or resources change; returns a remover.
+
+        ``kind`` is ``"tools"``, ``"prompts"`` or ``"resources"``. It fires for a legacy server's
+        ``notifications/*/list_changed`` and for a modern server's ``subscriptions/listen`` events (the stream
+        is kept open by the session and opened again after a reconnect). The session's cached lists are
+        invalidated before it runs, so a ``list_tools()`` inside it sees the change. Plain or ``async def``;
+        one that raises is logged with the server's name.
+        """
+        self._list_changed.append(callback)
+
+        def remove() -> None:
+            if callback in self._list_changed:
+                self._list_changed.remove(callback)
+
+        return remove
+
     def _set_state(self, new: ConnectionState) -> None:
         self._lifecycle.set_state(new)
 
@@ -157,11 +217,11 @@ class ManagedSession(LifecycleOwner):
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self) -> types.InitializeResult:
-        """Connect and initialize; return the server's ``InitializeResult``.
+    async def start(self) -> types.InitializeResult | types.DiscoverResult:
+        """Connect and negotiate; return the server's ``InitializeResult`` (legacy) or ``DiscoverResult`` (modern).
 
         Raises ``RuntimeError`` when already running, ``HandshakeTimeoutError`` when the server does not
-        answer ``initialize`` within ``init_timeout`` (the server is stopped), and the manager's error
+        answer the negotiation within ``init_timeout`` (the server is stopped), and the manager's error
         when the connection cannot be made.
         """
         await self._lifecycle.prepare_start()
@@ -188,7 +248,7 @@ class ManagedSession(LifecycleOwner):
 
     # -- the owner task --------------------------------------------------------------------------------
 
-    async def _run(self, ready: Ready[types.InitializeResult]) -> BaseException | None:
+    async def _run(self, ready: Ready[types.InitializeResult | types.DiscoverResult]) -> BaseException | None:
         tracker = RestartTracker(self.restart_policy) if self.restart_policy is not None else None
         failure: BaseException | None = None
         try:
@@ -228,85 +288,202 @@ class ManagedSession(LifecycleOwner):
             return None
         return failure or ConnectError("the session ended", server=self.name)
 
-    async def _connect_and_serve(self, ready: Ready[types.InitializeResult], tracker: RestartTracker | None) -> None:
+    async def _connect_and_serve(
+        self, ready: Ready[types.InitializeResult | types.DiscoverResult], tracker: RestartTracker | None
+    ) -> None:
         """One connection, from start to end: raise the error that ended it; return to renew at once."""
         streams = await self.manager.start()
         try:
-            # Errors are returned out of the ClientSession, not raised inside it: its task group would
-            # wrap them in an ExceptionGroup.
-            async with ClientSession(*streams, **self.session_options) as session:
-                error = await self._serve(session, ready, tracker)
+            error = await self._negotiate_and_serve(streams, ready, tracker)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.manager.stop(self._stop_budget() if self._stop_called else HUNG_SERVER_STOP_TIMEOUT)
         if error is not None:
             raise error
 
-    async def _serve(
-        self, session: ClientSession, ready: Ready[types.InitializeResult], tracker: RestartTracker | None
+    async def _negotiate_and_serve(
+        self, streams: Any, ready: Ready[types.InitializeResult | types.DiscoverResult], tracker: RestartTracker | None
     ) -> MCPConnectionError | None:
-        try:
-            with anyio.fail_after(self.init_timeout):
-                result = await session.initialize()
-        except TimeoutError as exc:
-            error: MCPConnectionError = HandshakeTimeoutError(
-                f"no answer to initialize within {self.init_timeout:g}s; the server was stopped. "
-                "Check that it speaks MCP on this transport, or raise init_timeout.",
-                server=self.name,
-            )
-            error.__cause__ = exc
-            return error
-        except (MCPError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            error = await self._loss_reason(exc, "initialize")
-            if error.__cause__ is None:
-                error.__cause__ = exc
-            return error
-        connection = _Connection(session)
-        self.initialize_result = result
-        self._current = connection
-        self._lifecycle.error = None
-        if tracker is not None:
-            tracker.connected(anyio.current_time())
-        self._set_state(ConnectionState.CONNECTED)
-        ready.succeed(result)
-        try:
-            error = await self._watch(connection)
-            if connection.renew and not self._stop_called:
-                return None
-            return error
-        finally:
-            self._current = None
-            connection.end(
-                ConnectionLostError("the session was stopped", server=self.name)
-                if self._stop_called
-                else ConnectionLostError("the connection was lost", server=self.name)
-            )
+        connection: _Connection | None = None
 
-    async def _watch(self, connection: _Connection) -> MCPConnectionError:
-        """Wait until the connection ends; return why (and end the connection's requests with it)."""
+        async def on_message(message: Any) -> None:
+            kind = change_kind(message)
+            if kind is not None and connection is not None:
+                connection.list_changed(kind, self)
+            user = self.session_options.get("message_handler")
+            if user is not None:
+                await user(message)
+
+        client = Client(
+            StreamsTransport(streams), mode=self.mode, **{**self.session_options, "message_handler": on_message}
+        )
+        # Errors are returned out of the Client, not raised inside it: its task group would wrap them in an
+        # ExceptionGroup. The negotiation's deadline is lifted once it is done, from a scope that encloses the
+        # Client's task group (a scope around __aenter__ alone would be exited out of order).
+        with anyio.CancelScope(deadline=anyio.current_time() + self.init_timeout) as negotiation:
+            try:
+                await client.__aenter__()
+            except Exception as exc:
+                return await self._negotiation_failed(exc)
+            try:
+                negotiation.deadline = math.inf
+                connection = _Connection(client)
+                self._connected(client.session)
+                self._current = connection
+
+                def connected() -> None:
+                    self._lifecycle.error = None
+                    if tracker is not None:
+                        tracker.connected(anyio.current_time())
+                    self._set_state(ConnectionState.CONNECTED)
+                    ready.succeed(self.initialize_result or client.session.discover_result or _synthesized(client))
+
+                try:
+                    error = await self._watch(connection, connected)
+                    if connection.renew and not self._stop_called:
+                        return None
+                    return error
+                finally:
+                    self._current = None
+                    connection.end(
+                        ConnectionLostError("the session was stopped", server=self.name)
+                        if self._stop_called
+                        else ConnectionLostError("the connection was lost", server=self.name)
+                    )
+            finally:
+                # Right here, in no scope of its own: the Client's task group must be exited where it was entered.
+                try:
+                    await client.__aexit__(None, None, None)
+                except Exception as exc:  # the connection is over; how its teardown went is no news
+                    logger.debug("%s: closing the client: %s", self.name, describe_exception(exc))
+        return self._handshake_timeout(None)
+
+    def _connected(self, session: ClientSession) -> None:
+        """Record what the negotiation gave: version, server, capabilities."""
+        self.protocol_version = session.protocol_version
+        self.initialize_result = session.initialize_result
+        self.discover_result = session.discover_result
+        self.server_info = session.server_info
+        self.capabilities = session.server_capabilities
+
+    def _handshake_timeout(self, exc: BaseException | None) -> MCPConnectionError:
+        how = "" if self.mode == "legacy" else " (negotiating: server/discover, then the initialize handshake)"
+        error = HandshakeTimeoutError(
+            f"no answer to initialize within {self.init_timeout:g}s{how}; the server was stopped. "
+            "Check that it speaks MCP on this transport, or raise init_timeout.",
+            server=self.name,
+        )
+        error.__cause__ = exc or TimeoutError(f"no answer within init_timeout={self.init_timeout:g}s")
+        return error
+
+    async def _negotiation_failed(self, exc: BaseException) -> MCPConnectionError:
+        leaf = exc
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = next((e for e in leaf.exceptions if isinstance(e, Exception)), leaf.exceptions[0])
+        if isinstance(leaf, TimeoutError) or (isinstance(leaf, MCPError) and leaf.code == types.REQUEST_TIMEOUT):
+            return self._handshake_timeout(leaf)
+        if isinstance(leaf, MCPConnectionError):
+            return leaf
+        if isinstance(leaf, MCPError | anyio.BrokenResourceError | anyio.ClosedResourceError):
+            error = await self._loss_reason(leaf, "initialize" if self.mode == "legacy" else "the negotiation")
+            if error.__cause__ is None:
+                error.__cause__ = leaf
+            return error
+        error = ConnectError(f"the negotiation failed: {describe_exception(leaf)}", server=self.name)
+        error.__cause__ = leaf
+        return error
+
+    async def _watch(self, connection: _Connection, connected: Callable[[], None]) -> MCPConnectionError:
+        """Declare the connection up, once a modern server's listen stream is open (so that no change made
+        right after start() goes unheard), and wait until it ends; return why."""
         if self.manager.state not in RUNNING_STATES:  # closed before we looked: the close callback came too early
             self._manager_closed(self.manager)
-        if not self.ping_interval:
-            await connection.ended.wait()
-        else:
-            async with anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
+            connection.tasks = tg
+            if is_modern(self.protocol_version):
+                await tg.start(self._listen, connection)
+            connected()
+            if self.ping_interval:
                 tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
-                await connection.ended.wait()
-                tg.cancel_scope.cancel()
+            await connection.ended.wait()
+            connection.tasks = None
+            tg.cancel_scope.cancel()
         assert connection.lost is not None
         return connection.lost
+
+    async def _listen(
+        self, connection: _Connection, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep a modern server's ``subscriptions/listen`` stream open, so that its change events arrive.
+
+        Reports started once the server acknowledged the stream (or it could not be opened: the session
+        works without it)."""
+        wanted = listen_filter(self.capabilities)
+        started = False
+        try:
+            while any(wanted.values()):
+                try:
+                    # The ack may take init_timeout; once it came, the stream stays open as long as it likes.
+                    with anyio.CancelScope(deadline=anyio.current_time() + self.init_timeout) as ack:
+                        async with connection.client.listen(
+                            tools_list_changed=wanted["tools"],
+                            prompts_list_changed=wanted["prompts"],
+                            resources_list_changed=wanted["resources"],
+                        ) as subscription:
+                            ack.deadline = math.inf
+                            if not started:
+                                started = True
+                                task_status.started()
+                            # Each event is also handed to the message handler as the legacy notification
+                            # (after the cache eviction): on_message fires the callbacks, for both generations.
+                            async for _event in subscription:
+                                pass
+                    if ack.cancelled_caught:
+                        logger.info("%s: no answer to subscriptions/listen within %gs", self.name, self.init_timeout)
+                    return  # closed gracefully (or never acknowledged): the server has nothing more to tell
+                except ListenNotSupportedError:
+                    return
+                except (
+                    MCPError,
+                    SubscriptionLost,
+                    TimeoutError,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                ) as exc:
+                    if isinstance(exc, MCPError) and exc.code != types.CONNECTION_CLOSED:
+                        logger.info("%s: the server refused subscriptions/listen: %s", self.name, exc)
+                        return
+                    logger.debug("%s: the listen stream dropped (%s); opening it again", self.name, exc)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(_RELISTEN_DELAY)
+        finally:
+            if not started:
+                task_status.started()
+
+    async def _deliver_list_changed(self, kind: ChangeKind) -> None:
+        for callback in list(self._list_changed):
+            try:
+                result = callback(kind)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("%s: list-changed callback %r raised", self.name, callback)
 
     async def _ping_until_hung(self, connection: _Connection, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
+            what = "server/discover" if is_modern(self.protocol_version) else "ping"
             try:
                 with anyio.fail_after(self.ping_timeout):
-                    await connection.session.send_ping()
+                    await self._probe(connection)
             except TimeoutError:
-                logger.warning("%s: no answer to ping within %gs; stopping it", self.name, self.ping_timeout)
+                logger.warning("%s: no answer to %s within %gs; stopping it", self.name, what, self.ping_timeout)
                 connection.end(
                     ConnectionLostError(
-                        f"the server did not answer a ping within {self.ping_timeout:g}s and was stopped as hung",
+                        f"the server did not answer a ping ({what}) within {self.ping_timeout:g}s "
+                        "and was stopped as hung",
                         server=self.name,
                     )
                 )
@@ -314,6 +491,15 @@ class ManagedSession(LifecycleOwner):
                 if exc.code == types.CONNECTION_CLOSED:
                     return  # the manager reports the reason
                 logger.debug("%s: ping answered with an error (alive): %s", self.name, exc)
+
+    async def _probe(self, connection: _Connection) -> None:
+        """The cheapest request of the connection's generation: ``ping``, or ``server/discover`` (ping is gone)."""
+        session = connection.session
+        if is_modern(session.protocol_version):
+            assert session.protocol_version is not None
+            await session.send_discover(session.protocol_version)
+        else:
+            await session.send_ping()
 
     async def _loss_reason(self, exc: BaseException, what: str) -> MCPConnectionError:
         """The manager's account of a connection that closed under a request, or a generic one."""
@@ -349,9 +535,7 @@ class ManagedSession(LifecycleOwner):
                 continue
             raise RequestTimeoutError("no connection became ready before the request's timeout", server=self.name)
 
-    async def _request(
-        self, what: str, send: Callable[[ClientSession], Awaitable[R]], timeout: float | None = _UNSET
-    ) -> R:
+    async def _request(self, what: str, send: Callable[[Client], Awaitable[R]], timeout: float | None = _UNSET) -> R:
         if timeout is _UNSET:
             timeout = self.request_timeout
         deadline = anyio.current_time() + timeout if timeout is not None and timeout > 0 else math.inf
@@ -363,7 +547,7 @@ class ManagedSession(LifecycleOwner):
             with anyio.CancelScope(deadline=deadline) as scope:
                 connection.scopes.add(scope)
                 try:
-                    return await send(connection.session)
+                    return await send(connection.client)
                 except MCPError as exc:
                     if exc.code == types.CONNECTION_CLOSED:
                         lost = await self._lost_during(connection, what, exc)
@@ -395,73 +579,16 @@ class ManagedSession(LifecycleOwner):
         error.__cause__ = reason
         return error
 
-    async def send_ping(self, *, timeout: float | None = _UNSET) -> types.EmptyResult:
-        """Ping the server."""
-        return await self._request("ping", lambda s: s.send_ping(), timeout)
 
-    async def list_tools(self, *, timeout: float | None = _UNSET) -> list[types.Tool]:
-        """Every tool of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Tool]:
-            return await _all_pages(s.list_tools, lambda r: r.tools)
-
-        return await self._request("tools/list", send, timeout)
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = _UNSET
-    ) -> types.CallToolResult:
-        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception."""
-
-        async def send(s: ClientSession) -> types.CallToolResult:
-            return await s.call_tool(name, arguments)
-
-        return await self._request(f"tools/call {name!r}", send, timeout)
-
-    async def list_resources(self, *, timeout: float | None = _UNSET) -> list[types.Resource]:
-        """Every resource of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Resource]:
-            return await _all_pages(s.list_resources, lambda r: r.resources)
-
-        return await self._request("resources/list", send, timeout)
-
-    async def read_resource(self, uri: str, *, timeout: float | None = _UNSET) -> types.ReadResourceResult:
-        """Read one resource."""
-
-        async def send(s: ClientSession) -> types.ReadResourceResult:
-            return await s.read_resource(uri)
-
-        return await self._request(f"resources/read {uri!r}", send, timeout)
-
-    async def list_prompts(self, *, timeout: float | None = _UNSET) -> list[types.Prompt]:
-        """Every prompt of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Prompt]:
-            return await _all_pages(s.list_prompts, lambda r: r.prompts)
-
-        return await self._request("prompts/list", send, timeout)
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None = None, *, timeout: float | None = _UNSET
-    ) -> types.GetPromptResult:
-        """Get one prompt, filled with ``arguments``."""
-
-        async def send(s: ClientSession) -> types.GetPromptResult:
-            return await s.get_prompt(name, arguments)
-
-        return await self._request(f"prompts/get {name!r}", send, timeout)
-
-
-async def _all_pages(list_page: Callable[..., Awaitable[Any]], items: Callable[[Any], list[R]]) -> list[R]:
-    """Follow ``next_cursor`` through every page of a list request."""
-    result = await list_page()
-    collected = list(items(result))
-    seen: set[str] = set()
-    while result.next_cursor and result.next_cursor not in seen:
-        seen.add(result.next_cursor)
-        result = await list_page(params=types.PaginatedRequestParams(cursor=result.next_cursor))
-        collected.extend(items(result))
-    return collected
+def _synthesized(client: Client) -> types.DiscoverResult:
+    """What a pinned version stands on when no DiscoverResult was given: the version alone."""
+    return types.DiscoverResult(
+        supported_versions=[client.protocol_version],
+        capabilities=client.server_capabilities,
+        result_type="complete",
+        ttl_ms=0,
+        cache_scope="public",
+    )
 
 
 def _session_expired(exc: MCPError) -> bool:
