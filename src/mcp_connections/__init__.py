@@ -17,6 +17,7 @@ from .errors import (
     ServerStartError,
 )
 from .group import ServerGroup, ServerStatus
+from .memory import InMemoryConnectionManager
 from .restart import RestartPolicy
 from .session import ManagedSession
 from .sse import SseConnectionManager
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionState",
     "GroupStartError",
     "HandshakeTimeoutError",
+    "InMemoryConnectionManager",
     "MCPConnectionError",
     "ManagedSession",
     "RequestTimeoutError",

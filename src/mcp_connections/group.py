@@ -42,7 +42,7 @@ logger = logging.getLogger("mcp_connections.group")
 _SSE_FALLBACK_STATUSES = (400, 404, 405)
 
 # Options of ManagedSession that a config entry may set, and the group's defaults may too.
-_SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval")
+_SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval", "mode")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class ServerStatus:
     pid: int | None
     tools: int | None
     error: str | None
+    protocol_version: str | None = None  # negotiated: a modern version ("2026-07-28") or a handshake-era one
 
 
 class _PrefixedErrlog(io.TextIOBase):
@@ -178,6 +179,7 @@ class ServerGroup:
                 pid=pid,
                 tools=self._tool_counts.get(name),
                 error=str(error) if error is not None else None,
+                protocol_version=session.protocol_version,
             )
         return result
 
@@ -225,6 +227,8 @@ class ServerGroup:
             fallback = self._new_session(config, "sse")
             for callback in session._callbacks:
                 fallback.on_state_change(callback)
+            for changed in session._list_changed:
+                fallback.on_list_changed(changed)
             self._sessions[name] = fallback
             try:
                 await fallback.start()
