@@ -21,6 +21,10 @@ import pytest
 
 from .helpers import wait_for_no_children
 
+# Every anyio test runs on both backends the library supports; a module that is asyncio-only by nature
+# (the WebSocket transport, the blocking API's loop) overrides this fixture with ASYNCIO_ONLY.
+BACKENDS = ["asyncio", "trio"]
+
 SIMULATE = {name for name in os.environ.get("MCP_CONNECTIONS_SIMULATE", "").split(",") if name}
 _simulation_notes: list[str] = []
 
@@ -48,9 +52,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"simulating: {note}" for note in _simulation_notes]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
 
 
 @pytest.fixture(autouse=True)
