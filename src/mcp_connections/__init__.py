@@ -15,8 +15,9 @@ from .errors import (
     RequestTimeoutError,
     ServerExitedError,
     ServerStartError,
+    ToolNotFoundError,
 )
-from .group import ServerGroup, ServerStatus
+from .group import GroupPrompt, GroupResource, GroupTool, ServerGroup, ServerStatus
 from .restart import RestartPolicy
 from .session import ManagedSession
 from .sse import SseConnectionManager
@@ -38,7 +39,10 @@ __all__ = [
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "GroupPrompt",
+    "GroupResource",
     "GroupStartError",
+    "GroupTool",
     "HandshakeTimeoutError",
     "MCPConnectionError",
     "ManagedSession",
@@ -52,5 +56,6 @@ __all__ = [
     "SseConnectionManager",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
+    "ToolNotFoundError",
     "WebSocketConnectionManager",
 ]

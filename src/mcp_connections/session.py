@@ -19,6 +19,7 @@ since the server never saw it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 import anyio
 import mcp_types as types
 from mcp import ClientSession
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState, consume_result, describe_exception
@@ -41,12 +43,20 @@ from .errors import (
 )
 from .restart import RestartPolicy, RestartTracker
 
-__all__ = ["ManagedSession", "StateCallback"]
+__all__ = ["ListChangedCallback", "ManagedSession", "StateCallback"]
 
 logger = logging.getLogger("mcp_connections.session")
 
 R = TypeVar("R")
 StateCallback = Callable[[ConnectionState, ConnectionState], object]
+ListChangedCallback = Callable[[str], object]
+
+# What a server's notifications/*/list_changed says changed, as on_list_changed callbacks are told.
+_LIST_CHANGED_KINDS = {
+    "notifications/tools/list_changed": "tools",
+    "notifications/prompts/list_changed": "prompts",
+    "notifications/resources/list_changed": "resources",
+}
 
 # Time a hung server (no answer to ping) gets to die before SIGKILL; it is hung, so no use waiting long.
 HUNG_SERVER_STOP_TIMEOUT = 1.0
@@ -102,6 +112,10 @@ class ManagedSession:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.session_options = session_options
+        # Our handler sees every notification first (for on_list_changed), then hands it to the caller's own.
+        self._message_handler: Callable[[Any], Awaitable[None]] | None = session_options.get("message_handler")
+        session_options["message_handler"] = self._handle_message
+        self._list_changed_callbacks: list[ListChangedCallback] = []
         self.restarts = 0
         self.initialize_result: types.InitializeResult | None = None
         self._state = ConnectionState.IDLE
@@ -142,6 +156,25 @@ class ManagedSession:
     def on_state_change(self, callback: StateCallback) -> None:
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
+
+    def on_list_changed(self, callback: ListChangedCallback) -> None:
+        """Call ``callback(kind)`` when the server says one of its lists changed (``notifications/*/list_changed``);
+        ``kind`` is ``"tools"``, ``"prompts"`` or ``"resources"``. ``callback`` may be ``async``; one that raises
+        is logged and changes nothing else."""
+        self._list_changed_callbacks.append(callback)
+
+    async def _handle_message(self, message: Any) -> None:
+        kind = _LIST_CHANGED_KINDS.get(getattr(message, "method", None) or "")
+        if kind is not None:
+            for callback in list(self._list_changed_callbacks):
+                try:
+                    result = callback(kind)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception("%s: list-changed callback %r raised", self.name, callback)
+        if self._message_handler is not None:
+            await self._message_handler(message)
 
     def _set_state(self, new: ConnectionState) -> None:
         old = self._state
@@ -487,12 +520,21 @@ class ManagedSession:
         return await self._request("tools/list", send, timeout)
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = _UNSET
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: ProgressFnT | None = None,
+        meta: types.RequestParamsMeta | None = None,
     ) -> types.CallToolResult:
-        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception."""
+        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception.
+
+        ``progress_callback`` is awaited with the server's progress notifications; ``meta`` goes out as ``_meta``.
+        """
 
         async def send(s: ClientSession) -> types.CallToolResult:
-            return await s.call_tool(name, arguments)
+            return await s.call_tool(name, arguments, progress_callback=progress_callback, meta=meta)
 
         return await self._request(f"tools/call {name!r}", send, timeout)
 
