@@ -62,7 +62,8 @@ COALESCE_DELAY = 0.05
 # Time the last on_*_changed callbacks get to run when the catalogue closes.
 DRAIN_TIMEOUT = 2.0
 
-_UNSET: Any = object()
+# "No timeout given": the session's own request_timeout applies (None would mean no limit).
+UNSET: Any = object()
 
 
 class _Job:
@@ -112,6 +113,7 @@ class _ServerLists:
     items: dict[Kind, list[Any] | None] = field(default_factory=lambda: dict.fromkeys(KINDS))
     fresh: dict[Kind, bool] = field(default_factory=lambda: dict.fromkeys(KINDS, False))
     epoch: int = 0  # bumped when the server leaves the catalogue: a listing in flight then is stale
+    connected: bool = False  # connected at least once since its session was last started
     jobs: dict[Kind, _Job] = field(default_factory=dict)
 
 
@@ -149,7 +151,7 @@ class Catalogue:
 
     def attach(self, name: str, session: ManagedSession) -> None:
         """Follow ``session``'s state and list changes as server ``name``."""
-        session.on_state_change(lambda old, new: self._state_changed(name, new))
+        session.on_state_change(lambda old, new: self._state_changed(name, old, new))
         session.on_list_changed(lambda kind: self._list_changed(name, kind))
 
     def on_changed(self, kind: Kind, callback: ChangeCallback) -> None:
@@ -201,9 +203,12 @@ class Catalogue:
 
     # -- following the sessions --------------------------------------------------------------------------
 
-    def _state_changed(self, name: str, new: ConnectionState) -> None:
+    def _state_changed(self, name: str, old: ConnectionState, new: ConnectionState) -> None:
         server = self._servers[name]
+        if new is ConnectionState.CONNECTING and old not in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
+            server.connected = False  # a new start() of the session
         if new is ConnectionState.CONNECTED:
+            server.connected = True
             server.fresh = dict.fromkeys(KINDS, False)
             for kind in KINDS:
                 server.jobs[kind].request(self._tg)
@@ -323,7 +328,7 @@ class Catalogue:
             if server is not None:
                 raise self._down_error(server, f"tool {name!r}")
             raise ToolNotFoundError(name, self.snapshot.close_tool_names(name), available=len(self.snapshot.tools))
-        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        options: dict[str, Any] = {} if timeout is UNSET else {"timeout": timeout}
         if progress_callback is not None:
             options["progress_callback"] = progress_callback
         if meta is not None:
@@ -342,7 +347,7 @@ class Catalogue:
             raise ToolNotFoundError(
                 name, self.snapshot.close_prompt_names(name), kind="prompt", available=len(self.snapshot.prompts)
             )
-        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        options: dict[str, Any] = {} if timeout is UNSET else {"timeout": timeout}
         return await self._session(entry.server).get_prompt(entry.prompt.name, arguments, **options)
 
     async def read_resource(self, uri: str, server: str | None, *, timeout: float | None) -> types.ReadResourceResult:
@@ -355,7 +360,7 @@ class Catalogue:
                 kind="resource",
                 available=len(self.snapshot.resources),
             )
-        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        options: dict[str, Any] = {} if timeout is UNSET else {"timeout": timeout}
         return await self._session(server).read_resource(uri, **options)
 
     def _down_server(self, name: str) -> str | None:
@@ -372,8 +377,8 @@ class Catalogue:
         session = self._session(server)
         cause = session.error
         error: MCPConnectionError
-        if isinstance(cause, ConnectError):
-            error = ConnectError(f"cannot call {what}: the server is not connected ({cause})", server=server)
+        if session.state is ConnectionState.FAILED and not self._servers[server].connected:
+            error = ConnectError(f"cannot call {what}: the server did not connect ({cause})", server=server)
         elif session.state is ConnectionState.FAILED:
             error = ConnectionLostError(
                 f"cannot call {what}: the server is down ({cause}); start it again", server=server

@@ -36,6 +36,7 @@ import mcp_types as types
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
 
+from ._catalogue import UNSET as _UNSET
 from ._catalogue import Catalogue, ChangeCallback
 from ._naming import CatalogueIndex, GroupPrompt, GroupResource, GroupTool, NamingMode, ToolFilter
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
@@ -53,8 +54,6 @@ _SSE_FALLBACK_STATUSES = (400, 404, 405)
 
 # Options of ManagedSession that a config entry may set, and the group's defaults may too.
 _SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval")
-
-_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
