@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mcp_connections import (
@@ -272,7 +273,7 @@ async def test_a_tool_added_at_run_time_is_in_the_catalogue_within_a_second_and_
         awaited: list[object] = []
 
         async def async_callback(g: ServerGroup) -> None:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             awaited.append(g)
 
         def raising(g: ServerGroup) -> None:
@@ -415,3 +416,18 @@ def test_blocking_group_has_the_catalogue_as_plain_calls() -> None:
         while not changes and time.monotonic() < end:
             time.sleep(0.02)
         assert changes and changes[0] is group
+
+
+def test_the_readme_catalogue_example_runs_and_prints_what_it_says() -> None:
+    import re
+    import subprocess
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### One tool catalogue across every server", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    result = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()
+    assert first == str(["math__add", "math__echo", "math__whoami", "math__sleep", "text__echo"])
+    assert second in {"5", "5.0"}
