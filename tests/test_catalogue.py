@@ -192,6 +192,17 @@ async def test_call_obeys_its_timeout_and_passes_progress_and_meta_through() -> 
         assert steps == [(1, 2, "step 1"), (2, 2, "step 2")]
 
 
+async def test_a_server_that_never_answers_tools_list_does_not_stall_the_catalogue() -> None:
+    async with group_of(good=server(), stuck=server("--hang-on-list", request_timeout=1)) as group:
+        with anyio.fail_after(5):
+            assert {t.server for t in await group.tools()} == {"good"}
+        started = time.monotonic()
+        assert {t.server for t in await group.tools()} == {"good"}
+        assert time.monotonic() - started < 0.9  # a listing that just failed is not retried on every call
+        await group["stuck"].send_ping()  # alive, and connected all along
+        assert group.status()["stuck"].state is ConnectionState.CONNECTED
+
+
 # -- servers that are down ------------------------------------------------------------------------------
 
 

@@ -59,8 +59,17 @@ LIST_TIMEOUT = 30.0
 # Pause before a listing asked for by list_changed, so that a burst of notifications folds into one listing.
 COALESCE_DELAY = 0.05
 
+# Longest that tools() (and friends) wait for listings in flight; a slower server's tools join when they come
+# (on_tools_changed tells), so one hung server cannot stall the whole catalogue.
+SETTLE_TIMEOUT = 10.0
+
+# A listing that failed is tried again by a tools() call only after this pause (not on every call).
+RETRY_AFTER = 5.0
+
 # Time the last on_*_changed callbacks get to run when the catalogue closes.
 DRAIN_TIMEOUT = 2.0
+
+_NOT_RUNNING = (ConnectionState.IDLE, ConnectionState.STOPPING, ConnectionState.STOPPED, ConnectionState.FAILED)
 
 # "No timeout given": the session's own request_timeout applies (None would mean no limit).
 UNSET: Any = object()
@@ -114,6 +123,7 @@ class _ServerLists:
     fresh: dict[Kind, bool] = field(default_factory=lambda: dict.fromkeys(KINDS, False))
     epoch: int = 0  # bumped when the server leaves the catalogue: a listing in flight then is stale
     connected: bool = False  # connected at least once since its session was last started
+    failed_at: dict[Kind, float | None] = field(default_factory=lambda: dict.fromkeys(KINDS))
     jobs: dict[Kind, _Job] = field(default_factory=dict)
 
 
@@ -210,6 +220,7 @@ class Catalogue:
         if new is ConnectionState.CONNECTED:
             server.connected = True
             server.fresh = dict.fromkeys(KINDS, False)
+            server.failed_at = dict.fromkeys(KINDS)
             for kind in KINDS:
                 server.jobs[kind].request(self._tg)
         elif new in (ConnectionState.FAILED, ConnectionState.STOPPED, ConnectionState.IDLE):
@@ -242,8 +253,10 @@ class Catalogue:
             try:
                 items = await _fetch(session, kind)
             except (MCPConnectionError, MCPError, RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                server.failed_at[kind] = anyio.current_time()
                 logger.warning("%s: listing %s failed; keeping the last list", server.name, kind, exc_info=True)
                 return
+            server.failed_at[kind] = None
             if server.epoch != epoch:
                 return  # the server left the catalogue while we listed
             server.items[kind] = items
@@ -293,13 +306,20 @@ class Catalogue:
     # -- reading the catalogue ---------------------------------------------------------------------------
 
     async def settle(self, kind: Kind) -> CatalogueSnapshot:
-        """The catalogue once the listings of ``kind`` in flight are done (each bounded by its timeout)."""
+        """The catalogue once the listings of ``kind`` in flight are done (within ``SETTLE_TIMEOUT``)."""
         await self.start()
+        now = anyio.current_time()
         for name, server in self._servers.items():
-            if not server.fresh[kind] and self._session(name).state is ConnectionState.CONNECTED:
+            failed_at = server.failed_at[kind]
+            if (
+                not server.fresh[kind]
+                and (failed_at is None or now - failed_at >= RETRY_AFTER)
+                and self._session(name).state is ConnectionState.CONNECTED
+            ):
                 server.jobs[kind].request(self._tg)
-        for server in self._servers.values():
-            await server.jobs[kind].wait()
+        with anyio.move_on_after(SETTLE_TIMEOUT):
+            for server in self._servers.values():
+                await server.jobs[kind].wait()
         return self.snapshot
 
     async def tools(self) -> list[GroupTool]:
@@ -334,6 +354,8 @@ class Catalogue:
         if meta is not None:
             options["meta"] = meta
         session = self._session(entry.server)
+        if session.state in _NOT_RUNNING:  # stopped a moment ago: say so as for any server that is down
+            raise self._down_error(entry.server, f"tool {name!r}")
         return await session.call_tool(entry.tool.name, arguments, **options)
 
     async def get_prompt(
@@ -366,10 +388,7 @@ class Catalogue:
     def _down_server(self, name: str) -> str | None:
         """The server that is not running and whose prefix ``name`` carries, if any."""
         for server in self._servers:
-            if name.startswith(sanitize(server) + SEPARATOR) and self._session(server).state not in (
-                ConnectionState.CONNECTED,
-                ConnectionState.CONNECTING,
-            ):
+            if name.startswith(sanitize(server) + SEPARATOR) and self._session(server).state in _NOT_RUNNING:
                 return server
         return None
 

@@ -20,6 +20,7 @@ Switches (any combination):
   --extra-tools-file PATH        more such tools, one name a line, read at start-up (so a restart can change them)
   --no-default-tools             only the extra tools (and, with --dynamic, the catalogue tools)
   --dynamic                      also the catalogue tools below, and listChanged in the capabilities
+  --hang-on-list                 never answer tools/list (everything else works)
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text), env(name), cwd(),
 accent(), freeze() (stop answering anything, pings included, while staying alive); with --dynamic, for the catalogue:
@@ -208,6 +209,8 @@ def handle(message: dict) -> None:
         return
     if method == "tools/list":
         list_requests += 1
+        if flag("--hang-on-list"):
+            return
     if method == "notifications/cancelled":
         sys.stderr.write(f"cancelled {(message.get('params') or {}).get('requestId')}\n")
         sys.stderr.flush()
