@@ -114,6 +114,11 @@ async def test_auto_names_keep_own_names_and_prefix_both_sides_of_a_collision_wi
     assert all(f"'{t}'" in warned for t in shared) and "'first'" in warned and "'second'" in warned
 
 
+def test_an_unknown_naming_mode_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="tool_names"):
+        ServerGroup.from_config({"mcpServers": {}}, tool_names="short")  # type: ignore[arg-type]
+
+
 async def test_the_same_config_gives_the_same_names_in_another_run() -> None:
     runs = []
     for _ in range(2):
@@ -326,6 +331,15 @@ async def test_a_tool_added_on_a_streamable_http_server_reaches_the_catalogue() 
             await group.call("web__add_tool", {"name": "over_http"})
             await eventually(lambda: _has(group, "web__over_http"))
             assert text(await group.call("web__over_http")) == "over_http"
+
+
+async def test_a_server_found_over_the_sse_fallback_is_in_the_catalogue_and_hears_list_changed() -> None:
+    with running_server("sse", extra=("--sse-path", "/events", "--dynamic")) as remote:
+        async with group_of(old={"url": remote.url_for("/events")}) as group:
+            assert group.status()["old"].transport == "sse"
+            assert "old__add_tool" in names(await group.tools())
+            await group.call("old__add_tool", {"name": "via_sse"})
+            await eventually(lambda: _has(group, "old__via_sse"))
 
 
 # -- filters ---------------------------------------------------------------------------------------------

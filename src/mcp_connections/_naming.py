@@ -211,16 +211,21 @@ class CatalogueSnapshot:
 
 def close_names(asked: str, names: Iterable[str], own_names: Iterable[str], limit: int = 3) -> list[str]:
     """Up to ``limit`` catalogue names that look like ``asked``: first those whose own name is ``asked`` (a bare
-    tool name asked of a prefixed catalogue), then the closest by spelling."""
+    tool name asked of a prefixed catalogue), then the closest by spelling of the name or of the own name."""
     catalogue = list(names)
-    exact = [n for n, own in zip(catalogue, own_names, strict=False) if own == asked or own == sanitize(asked)]
-    exact += [n for n in catalogue if n.endswith(SEPARATOR + sanitize(asked)) and n not in exact]
-    spelled = difflib.get_close_matches(asked, catalogue, n=limit, cutoff=0.5)
-    result: list[str] = []
-    for name in exact + spelled:
-        if name not in result:
-            result.append(name)
-    return result[:limit]
+    own = dict(zip(catalogue, own_names, strict=False))
+    wanted = sanitize(asked)
+
+    def score(name: str) -> float:
+        if own.get(name) in (asked, wanted) or name.endswith(SEPARATOR + wanted):
+            return 2.0
+        ratios = [difflib.SequenceMatcher(None, asked, name).ratio()]
+        if name in own:
+            ratios.append(difflib.SequenceMatcher(None, asked, own[name]).ratio())
+        return max(ratios)
+
+    scored = sorted(((score(name), index, name) for index, name in enumerate(catalogue)), key=lambda s: (-s[0], s[1]))
+    return [name for value, _, name in scored if value >= 0.6][:limit]
 
 
 class CatalogueIndex:

@@ -418,6 +418,14 @@ class BlockingGroup(_StartedInWith):
         not call this object's blocking methods)."""
         self.group.on_tools_changed(lambda group: callback(self))
 
+    def on_prompts_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
+        """Call ``callback(blocking_group)`` after every change of the catalogue's prompts, in the loop thread."""
+        self.group.on_prompts_changed(lambda group: callback(self))
+
+    def on_resources_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
+        """Call ``callback(blocking_group)`` after every change of the catalogue's resources, in the loop thread."""
+        self.group.on_resources_changed(lambda group: callback(self))
+
     def prompts(self) -> list[GroupPrompt]:
         """Every prompt of every connected server; see ``ServerGroup.prompts``."""
         return self._loop.run(self._running(), self.group.prompts)

@@ -41,7 +41,7 @@ from ._catalogue import Catalogue, ChangeCallback
 from ._naming import CatalogueIndex, GroupPrompt, GroupResource, GroupTool, NamingMode, ToolFilter
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
 from .config import ServerConfig, Transport, load_config, parse_config
-from .errors import ConnectError, GroupStartError, MCPConnectionError
+from .errors import ConfigError, ConnectError, GroupStartError, MCPConnectionError
 from .session import ManagedSession
 from .stdio import StdioConnectionManager
 
@@ -126,6 +126,8 @@ class ServerGroup:
         ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves; ``errlog``
         is where the stderr of every stdio server goes (each line prefixed with its name; default ``sys.stderr``);
         ``tool_names`` is ``"prefixed"`` (default) or ``"auto"``, see the class docstring."""
+        if tool_names not in ("prefixed", "auto"):
+            raise ConfigError(f"tool_names must be 'prefixed' or 'auto', got {tool_names!r}")
         self.configs = dict(configs)
         self._errlog = errlog
         self._defaults = defaults
