@@ -97,6 +97,9 @@ async def test_the_catalogue_names_every_tool_server__tool_in_config_order_by_de
         assert text(await group.call("first__add", {"a": 2, "b": 3})) == "5"
         assert text(await group.call("second__whoami")).startswith("demo (pid")
         assert group.status()["first"].tools == 11
+    assert await group.tools() == []  # stopped: an empty catalogue, and no task started for it
+    with pytest.raises(ConnectionLostError, match="not running"):
+        await group.call("first__add", {"a": 1, "b": 1})
     await assert_no_leaks(before)
 
 

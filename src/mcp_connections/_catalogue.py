@@ -41,7 +41,7 @@ from ._naming import (
     ServerListing,
     sanitize,
 )
-from .base import ConnectionState
+from .base import RUNNING_STATES, ConnectionState
 from .errors import ConnectError, ConnectionLostError, MCPConnectionError, ToolNotFoundError
 from .session import ManagedSession
 
@@ -127,9 +127,11 @@ class _ServerLists:
     jobs: dict[Kind, _Job] = field(default_factory=dict)
 
 
-def _spawn(coro: Coroutine[Any, Any, None], name: str) -> None:
-    """Run ``coro`` in a task of its own that outlives its caller (the one asyncio-only line of the catalogue)."""
-    asyncio.get_running_loop().create_task(coro, name=name)
+def _spawn(coro: Coroutine[Any, Any, None], name: str) -> object:
+    """Run ``coro`` in a task of its own that outlives its caller (the one asyncio-only line of the catalogue).
+
+    The caller keeps the returned task: the loop holds only a weak reference to it."""
+    return asyncio.get_running_loop().create_task(coro, name=name)
 
 
 class Catalogue:
@@ -156,6 +158,7 @@ class Catalogue:
         self._tg: anyio.abc.TaskGroup | None = None
         self._closing: anyio.Event | None = None
         self._closed: anyio.Event | None = None
+        self._task: object = None
 
     # -- wiring ----------------------------------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class Catalogue:
         if self._closed is not None and not self._closed.is_set():
             return
         started, self._closing, self._closed = anyio.Event(), anyio.Event(), anyio.Event()
-        _spawn(self._serve(started, self._closing, self._closed), "mcp-connections catalogue")
+        self._task = _spawn(self._serve(started, self._closing, self._closed), "mcp-connections catalogue")
         await started.wait()
 
     async def _serve(self, started: anyio.Event, closing: anyio.Event, closed: anyio.Event) -> None:
@@ -210,6 +213,7 @@ class Catalogue:
                     await notifier.wait()
             closing.set()
             await closed.wait()
+        self._task = None
 
     # -- following the sessions --------------------------------------------------------------------------
 
@@ -307,6 +311,8 @@ class Catalogue:
 
     async def settle(self, kind: Kind) -> CatalogueSnapshot:
         """The catalogue once the listings of ``kind`` in flight are done (within ``SETTLE_TIMEOUT``)."""
+        if not any(self._session(name).state in RUNNING_STATES for name in self._servers):
+            return self.snapshot  # nothing runs: nothing to list, and no task to start that nobody would stop
         await self.start()
         now = anyio.current_time()
         for name, server in self._servers.items():
