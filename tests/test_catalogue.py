@@ -103,6 +103,15 @@ async def test_the_catalogue_names_every_tool_server__tool_in_config_order_by_de
     await assert_no_leaks(before)
 
 
+async def test_a_cancelled_start_leaves_no_catalogue_task_behind() -> None:
+    before = Snapshot.take()
+    group = group_of(slow=server("--start-delay", "30"))
+    with anyio.move_on_after(0.5):
+        await group.start()
+    assert group["slow"].state is ConnectionState.STOPPED
+    await assert_no_leaks(before)
+
+
 async def test_auto_names_keep_own_names_and_prefix_both_sides_of_a_collision_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -271,9 +271,14 @@ class ServerGroup:
                 return
             member.ready_in = time.perf_counter() - started
 
-        async with anyio.create_task_group() as tg:
-            for member in self._members.values():
-                tg.start_soon(start_one, member)
+        try:
+            async with anyio.create_task_group() as tg:
+                for member in self._members.values():
+                    tg.start_soon(start_one, member)
+        except BaseException:  # cancelled: each session stopped itself; the catalogue's task must end too
+            with anyio.CancelScope(shield=True):
+                await self._catalogue.aclose()
+            raise
         failures = {n: m.start_error for n, m in self._members.items() if m.start_error is not None}
         if any(self._members[n].config.required for n in failures):
             await self.stop()
