@@ -22,14 +22,16 @@ from mcp_connections import (
     ConnectionLostError,
     ConnectionState,
     GroupTool,
+    ManagedSession,
     MCPConnectionError,
     RequestTimeoutError,
     ServerGroup,
+    StdioConnectionManager,
     ToolNotFoundError,
 )
 from mcp_connections._naming import VALID_NAME
 
-from .helpers import MISBEHAVING, Snapshot, assert_no_leaks
+from .helpers import MISBEHAVING, Snapshot, assert_no_leaks, misbehaving
 from .helpers.remote import running_server
 
 pytestmark = pytest.mark.anyio
@@ -76,6 +78,43 @@ async def eventually(condition: Any, timeout: float = CHANGE_DEADLINE) -> None:
             if result:
                 return
             await anyio.sleep(0.02)
+
+
+# -- the session's hook the catalogue builds on ---------------------------------------------------------------
+
+
+async def test_a_session_tells_list_changed_callbacks_and_still_calls_the_users_message_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+    handled: list[Any] = []
+
+    async def message_handler(message: Any) -> None:
+        handled.append(message)
+
+    async def awaited(kind: str) -> None:
+        seen.append(f"async {kind}")
+
+    def raising(kind: str) -> None:
+        raise RuntimeError("broken list-changed callback")
+
+    manager = StdioConnectionManager(misbehaving("--dynamic"), errlog=io.StringIO())
+    manager.name = "live"
+    async with ManagedSession(manager, message_handler=message_handler) as session:
+        session.on_list_changed(raising)
+        session.on_list_changed(seen.append)
+        session.on_list_changed(awaited)
+        await session.call_tool("add_tool", {"name": "x"})
+        await session.call_tool("add_prompt", {"name": "p"})
+        await session.call_tool("add_resource", {"uri": "file:///r"})
+        await eventually(lambda: len(seen) == 6 and len(handled) >= 3)
+    assert seen == ["tools", "async tools", "prompts", "async prompts", "resources", "async resources"]
+    assert [getattr(m, "method", None) for m in handled][:3] == [
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+    ]
+    assert any("live" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 # -- names and routing ---------------------------------------------------------------------------------
