@@ -2,10 +2,12 @@
 
 import logging as _logging
 
+from .auth import FileTokenStore, MemoryTokenStore, OAuth, TokenStore
 from .base import ConnectionManager, ConnectionState
 from .blocking import BlockingGroup, BlockingSession
 from .config import ServerConfig
 from .errors import (
+    AuthError,
     ConfigError,
     ConnectError,
     ConnectionLostError,
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 _logging.getLogger("mcp_connections").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AuthError",
     "BlockingGroup",
     "BlockingSession",
     "ConfigError",
@@ -38,10 +41,13 @@ __all__ = [
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "FileTokenStore",
     "GroupStartError",
     "HandshakeTimeoutError",
     "MCPConnectionError",
     "ManagedSession",
+    "MemoryTokenStore",
+    "OAuth",
     "RequestTimeoutError",
     "RestartPolicy",
     "ServerConfig",
@@ -52,5 +58,6 @@ __all__ = [
     "SseConnectionManager",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
+    "TokenStore",
     "WebSocketConnectionManager",
 ]

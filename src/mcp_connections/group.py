@@ -28,6 +28,7 @@ import anyio
 import mcp_types as types
 from mcp.client.stdio import StdioServerParameters
 
+from ._host_callbacks import bind_host_callbacks, pop_host_callbacks
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
 from .config import ServerConfig, Transport, load_config, parse_config
 from .errors import ConnectError, GroupStartError, MCPConnectionError
@@ -81,9 +82,15 @@ class ServerGroup:
     def __init__(self, configs: Mapping[str, ServerConfig], **defaults: Any) -> None:
         """``defaults`` are ``ManagedSession`` options (``restart``, ``init_timeout``, ``request_timeout``,
         ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves, plus
-        ``errlog``, where the stderr of every stdio server goes (each line prefixed with its name)."""
+        ``errlog``, where the stderr of every stdio server goes (each line prefixed with its name), and
+        the host's answers to server requests, once for all servers, each called with the server's name
+        first: ``elicitation_callback(server_name, context, params)``,
+        ``sampling_callback(server_name, context, params)``, ``list_roots_callback(server_name, context)``
+        (plain or ``async def``; see ``_host_callbacks``)."""
         self.configs = dict(configs)
         self._errlog: TextIO | None = defaults.pop("errlog", None)
+        # elicitation_callback(server_name, context, params) and the like, once for every server.
+        self._host_callbacks = pop_host_callbacks(defaults)
         self._defaults = defaults
         self._sessions: dict[str, ManagedSession] = {}
         self._transports: dict[str, str] = {}
@@ -107,6 +114,7 @@ class ServerGroup:
         manager = self._new_manager(config, transport)
         manager.name = config.name
         options = dict(self._defaults)
+        options.update(bind_host_callbacks(self._host_callbacks, config.name))
         for key in _SESSION_OPTIONS:
             value = getattr(config, key)
             if key == "restart":
@@ -130,14 +138,14 @@ class ServerGroup:
         if transport == "sse":
             from .sse import SseConnectionManager
 
-            return SseConnectionManager(config.url, headers=headers)
+            return SseConnectionManager(config.url, headers=headers, auth=config.auth)
         if transport == "websocket":
             from .websocket import WebSocketConnectionManager
 
             return WebSocketConnectionManager(config.url, headers=headers)
         from .streamable_http import StreamableHttpConnectionManager
 
-        return StreamableHttpConnectionManager(config.url, headers=headers)
+        return StreamableHttpConnectionManager(config.url, headers=headers, auth=config.auth)
 
     # -- access ----------------------------------------------------------------------------------------
 

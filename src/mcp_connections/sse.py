@@ -30,6 +30,7 @@ from ._remote import (
     RemoteStreams,
     describe_status,
 )
+from .auth import AuthSpec, resolve_auth
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["SseConnectionManager"]
@@ -60,10 +61,13 @@ class SseConnectionManager(RemoteHttpConnectionManager):
         headers: Mapping[str, str] | None = None,
         timeout: float = 5,
         sse_read_timeout: float = 300,
-        auth: httpx2.Auth | None = None,
+        auth: AuthSpec | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, sse_read_timeout, None, httpx_client_factory)
+        # OAuth (or "oauth", a config "auth" mapping) becomes an httpx2.Auth kept for every reconnect.
+        self._auth, auth_headers = resolve_auth(auth, self._url, lambda: self.name)
+        self._headers.update(auth_headers)
         self.sse_read_timeout = self.read_timeout
 
     @asynccontextmanager

@@ -45,6 +45,7 @@ from ._remote import (
     RemoteStreams,
     describe_status,
 )
+from .auth import AuthSpec, resolve_auth
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["StreamableHttpConnectionManager"]
@@ -64,7 +65,8 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
 
     ``timeout`` bounds connecting and every HTTP operation but reading; ``read_timeout`` bounds the wait
     for the next bytes of an answer (a long tool call) or of the server's event stream. ``headers`` go on
-    every request; ``auth`` is an ``httpx2.Auth`` (OAuth providers included); ``httpx_client_factory``,
+    every request; ``auth`` is an ``OAuth`` (or ``"oauth"``, or a config file's ``"auth"`` object: see
+    ``mcp_connections.auth``) or any ``httpx2.Auth``; ``httpx_client_factory``,
     when given, builds the client the way the SDK's ``create_mcp_http_client`` does. Userinfo in the URL
     is sent as HTTP Basic authentication. The connection is ``(read_stream, write_stream)``, ready for
     ``mcp.ClientSession(read, write)``.
@@ -79,10 +81,13 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
         headers: Mapping[str, str] | None = None,
         timeout: float = 5,
         read_timeout: float = 300,
-        auth: httpx2.Auth | None = None,
+        auth: AuthSpec | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, read_timeout, None, httpx_client_factory)
+        # OAuth (or "oauth", a config "auth" mapping) becomes an httpx2.Auth kept for every reconnect.
+        self._auth, auth_headers = resolve_auth(auth, self._url, lambda: self.name)
+        self._headers.update(auth_headers)
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
