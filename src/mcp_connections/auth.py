@@ -34,7 +34,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
 from ._loopback import LoopbackCallback, free_loopback_port, is_loopback_uri
@@ -339,7 +339,7 @@ class OAuth:
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
             token_endpoint_auth_method=self.token_endpoint_auth_method  # type: ignore[arg-type]
-            or ("client_secret_post" if self._client_secret else "none"),
+            or "none",
             scope=scope,
         )
         provider = _BrowserProvider(
@@ -404,7 +404,19 @@ class _BrowserProvider(AuthCodeProvider):
 
     async def _initialize(self) -> None:
         await super()._initialize()
-        if self._oauth.redirect_uri is not None:
+        oauth = self._oauth
+        if oauth.client_id is not None and (
+            self.context.client_info is None or self.context.client_info.client_id != oauth.client_id
+        ):
+            # A pre-registered client: its credentials stand in for dynamic registration.
+            self.context.client_info = OAuthClientInformationFull(
+                client_id=oauth.client_id,
+                client_secret=oauth._client_secret,
+                redirect_uris=self.context.client_metadata.redirect_uris,
+                token_endpoint_auth_method=oauth.token_endpoint_auth_method
+                or ("client_secret_basic" if oauth._client_secret else "none"),
+            )
+        if oauth.redirect_uri is not None:
             return
         # A registered client keeps the redirect URI it registered (some servers only accept that one);
         # a new client gets a free port now.
@@ -413,6 +425,8 @@ class _BrowserProvider(AuthCodeProvider):
         if uri is None:
             uri = f"http://127.0.0.1:{free_loopback_port()}{_CALLBACK_PATH}"
         self.context.client_metadata.redirect_uris = [AnyUrl(uri)]
+        if self.context.client_info is not None and oauth.client_id is not None:
+            self.context.client_info.redirect_uris = [AnyUrl(uri)]
         self._interaction.redirect_uri = uri
 
 
