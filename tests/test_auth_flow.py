@@ -237,6 +237,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.timeout(240)
 def test_check_says_needs_login_and_login_then_logout_work_from_the_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
     with oauth_server(tmp_path) as server:
@@ -249,7 +250,17 @@ def test_check_says_needs_login_and_login_then_logout_work_from_the_command_line
         assert f"mcp-connections login {config} secure" in checked.stdout
 
         login = subprocess.Popen(
-            [sys.executable, "-m", "mcp_connections", "login", str(config), "secure", "--no-browser", "--timeout", "30"],
+            [
+                sys.executable,
+                "-m",
+                "mcp_connections",
+                "login",
+                str(config),
+                "secure",
+                "--no-browser",
+                "--timeout",
+                "30",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -107,9 +107,7 @@ class OAuthServer:
             await self.mcp_app(scope, receive, send)
             return
         if path.startswith("/.well-known/oauth-protected-resource"):
-            await respond(
-                send, 200, {"resource": f"{base}{self.mcp_paths[0]}", "authorization_servers": [base]}
-            )
+            await respond(send, 200, {"resource": f"{base}{self.mcp_paths[0]}", "authorization_servers": [base]})
         elif path == "/.well-known/oauth-authorization-server":
             await respond(
                 send,
@@ -171,7 +169,12 @@ class OAuthServer:
             await respond(
                 send,
                 200,
-                {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in, "refresh_token": refresh},
+                {
+                    "access_token": access,
+                    "token_type": "Bearer",
+                    "expires_in": self.expires_in,
+                    "refresh_token": refresh,
+                },
             )
         elif path == "/test/stats":
             await respond(send, 200, data["stats"])
