@@ -23,21 +23,17 @@ The same shapes are accepted wherever ``auth=`` is: ``"oauth"``, a mapping as in
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from pydantic import AnyUrl
 
-from ._loopback import LoopbackCallback, free_loopback_port, is_loopback_uri
+from ._loopback import is_loopback_uri
 from ._oauth_provider import (
     AuthCodeProvider,
     ClientCredentialsProvider,
@@ -46,8 +42,9 @@ from ._oauth_provider import (
     install_secret_redaction,
     remember_secret,
 )
+from ._sign_in import CALLBACK_PATH, BrowserProvider, Interaction, no_interactive_login
 from ._token_store import FileTokenStore, MemoryTokenStore, TokenStore, default_token_directory
-from .errors import AuthError, ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "AuthKind",
@@ -73,8 +70,6 @@ CallbackHandler = Callable[[], Awaitable[AuthorizationCodeResult]]
 # How long a person may take to sign in in the browser before the wait ends with AuthError.
 DEFAULT_CALLBACK_TIMEOUT = 300.0
 
-# The path of the default loopback redirect URI.
-_CALLBACK_PATH = "/callback"
 
 _CONFIG_KEYS: dict[str, frozenset[str]] = {
     "oauth": frozenset(
@@ -105,19 +100,6 @@ _CONFIG_KEYS: dict[str, frozenset[str]] = {
     ),
     "bearer": frozenset({"type", "token"}),
 }
-
-_interactive: ContextVar[bool] = ContextVar("mcp_connections_interactive_login", default=True)
-
-
-@contextlib.contextmanager
-def no_interactive_login() -> Iterator[None]:
-    """Within this block (and tasks started in it), a sign-in that needs a person fails with
-    ``AuthError(needs_login=True)`` instead of opening a browser."""
-    token = _interactive.set(False)
-    try:
-        yield
-    finally:
-        _interactive.reset(token)
 
 
 class OAuth:
@@ -332,17 +314,17 @@ class OAuth:
                     )
             provider._setup_fixes(storage, name_of)
             return provider
-        interaction = _Interaction(self, name_of)
+        interaction = Interaction(self, name_of)
         metadata = OAuthClientMetadata(
             client_name=self.client_name,
-            redirect_uris=[AnyUrl(self.redirect_uri or f"http://127.0.0.1:0{_CALLBACK_PATH}")],
+            redirect_uris=[AnyUrl(self.redirect_uri or f"http://127.0.0.1:0{CALLBACK_PATH}")],
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
             token_endpoint_auth_method=self.token_endpoint_auth_method  # type: ignore[arg-type]
             or "none",
             scope=scope,
         )
-        provider = _BrowserProvider(
+        provider = BrowserProvider(
             server_url=server_url,
             client_metadata=metadata,
             storage=storage,
@@ -390,104 +372,6 @@ def resolve_auth(
     if oauth.bearer_token is not None:
         return None, {"Authorization": f"Bearer {oauth.bearer_token}"}
     return oauth.http_auth(server_url, server=server), {}
-
-
-# -- the interactive step -------------------------------------------------------------------------------
-
-
-class _BrowserProvider(AuthCodeProvider):
-    """The authorization code provider, with a loopback redirect URI whose port stays the same across runs."""
-
-    def _setup_browser(self, oauth: OAuth, interaction: _Interaction) -> None:
-        self._oauth = oauth
-        self._interaction = interaction
-
-    async def _initialize(self) -> None:
-        await super()._initialize()
-        oauth = self._oauth
-        if oauth.client_id is not None and (
-            self.context.client_info is None or self.context.client_info.client_id != oauth.client_id
-        ):
-            # A pre-registered client: its credentials stand in for dynamic registration.
-            self.context.client_info = OAuthClientInformationFull(
-                client_id=oauth.client_id,
-                client_secret=oauth._client_secret,
-                redirect_uris=self.context.client_metadata.redirect_uris,
-                token_endpoint_auth_method=oauth.token_endpoint_auth_method
-                or ("client_secret_basic" if oauth._client_secret else "none"),
-            )
-        if oauth.redirect_uri is not None:
-            return
-        # A registered client keeps the redirect URI it registered (some servers only accept that one);
-        # a new client gets a free port now.
-        registered = self.context.client_info.redirect_uris if self.context.client_info else None
-        uri = next((str(u) for u in registered or () if is_loopback_uri(str(u))), None)
-        if uri is None:
-            uri = f"http://127.0.0.1:{free_loopback_port()}{_CALLBACK_PATH}"
-        self.context.client_metadata.redirect_uris = [AnyUrl(uri)]
-        if self.context.client_info is not None and oauth.client_id is not None:
-            self.context.client_info.redirect_uris = [AnyUrl(uri)]
-        self._interaction.redirect_uri = uri
-
-
-class _Interaction:
-    """The redirect and callback handlers given to the SDK: browser + loopback, or the host's own."""
-
-    def __init__(self, oauth: OAuth, server: Callable[[], str]) -> None:
-        self._oauth = oauth
-        self._server = server
-        self.redirect_uri = oauth.redirect_uri or ""
-        self._loopback: LoopbackCallback | None = None
-
-    async def redirect(self, authorization_url: str) -> None:
-        if not _interactive.get():
-            raise AuthError(
-                "needs login: the server asks for a sign-in in the browser, which this run does not open. "
-                "Run `mcp-connections login [CONFIG] SERVER` first.",
-                server=self._server(),
-                needs_login=True,
-            )
-        if self._oauth.callback_handler is None:
-            state = parse_qs(urlsplit(authorization_url).query).get("state", [None])[0]
-            self._loopback = LoopbackCallback(
-                self.redirect_uri, timeout=self._oauth.callback_timeout, server=self._server()
-            )
-            self._loopback.open(state)
-        try:
-            handler = self._oauth.redirect_handler
-            if handler is not None:
-                result = handler(authorization_url)
-                if inspect.isawaitable(result):
-                    await result
-            else:
-                await _open_browser(authorization_url, self._server())
-        except BaseException:
-            if self._loopback is not None:
-                await self._loopback.aclose()
-                self._loopback = None
-            raise
-
-    async def callback(self) -> AuthorizationCodeResult:
-        if self._oauth.callback_handler is not None:
-            result = await self._oauth.callback_handler()
-        else:
-            loopback, self._loopback = self._loopback, None
-            if loopback is None:
-                raise AuthError("sign-in callback requested before the redirect", server=self._server())
-            result = await loopback.wait()
-        remember_secret(result.code)
-        return result
-
-
-async def _open_browser(url: str, server: str) -> None:
-    import webbrowser
-
-    import anyio
-
-    logger.info("%s: opening the browser to sign in", server)
-    opened = await anyio.to_thread.run_sync(webbrowser.open, url)
-    if not opened:
-        logger.warning("%s: no browser could be opened; to sign in, visit %s", server, url)
 
 
 class _BearerAuth(httpx2.Auth):
