@@ -86,7 +86,9 @@ def main() -> None:
                 content=[
                     types.EmbeddedResource(
                         type="resource",
-                        resource=types.TextResourceContents(uri="test://notes.txt", mime_type="text/plain", text="notes"),
+                        resource=types.TextResourceContents(
+                            uri="test://notes.txt", mime_type="text/plain", text="notes"
+                        ),
                     ),
                     types.EmbeddedResource(
                         type="resource",

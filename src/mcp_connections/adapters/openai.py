@@ -143,5 +143,3 @@ def responses_output(result: types.CallToolResult, name: str = "tool") -> str | 
     if len(items) == 1 and items[0]["type"] == "input_text":
         return str(items[0]["text"])
     return items
-
-

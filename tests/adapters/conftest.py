@@ -1,0 +1,66 @@
+"""Fixtures of the adapters' tests: the content test server, as a session and inside a group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.client.stdio import StdioServerParameters
+
+from mcp_connections import ManagedSession, RestartPolicy, ServerGroup, StdioConnectionManager
+
+SERVER = Path(__file__).parent / "server.py"
+
+# The catalogue of [4/9]: tests over a group run once ServerGroup has it.
+HAS_CATALOGUE = hasattr(ServerGroup, "tools")
+needs_catalogue = pytest.mark.skipif(not HAS_CATALOGUE, reason="needs ServerGroup.tools() (the catalogue of 4/9)")
+
+
+def content_server(*flags: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=[str(SERVER), *flags])
+
+
+def fast_restarts() -> RestartPolicy:
+    return RestartPolicy(max_restarts=5, backoff_initial=0.05, backoff_max=0.2)
+
+
+def group_config(*flags: str) -> dict[str, Any]:
+    return {
+        "mcpServers": {
+            "content": {"command": sys.executable, "args": [str(SERVER), *flags]},
+            "demo": {"command": sys.executable, "args": ["-m", "mcp_connections._demo_server"]},
+        }
+    }
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[ManagedSession]:
+    async with ManagedSession(StdioConnectionManager(content_server()), restart=fast_restarts()) as s:
+        yield s
+
+
+@pytest.fixture
+async def group() -> AsyncIterator[ServerGroup]:
+    async with ServerGroup.from_config(group_config(), restart=fast_restarts()) as g:
+        yield g
+
+
+def materialize(value: Any) -> Any:
+    """A validated payload with pydantic's lazy iterators (fields typed ``Iterable``) turned into lists."""
+    if isinstance(value, dict):
+        return {k: materialize(v) for k, v in value.items()}
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ValidatorIterator":
+        return [materialize(v) for v in value]
+    return value
+
+
+def assert_valid(kind: Any, payload: Any) -> None:
+    """The payload is of the SDK's request type, with nothing dropped or coerced on the way."""
+    from pydantic import TypeAdapter
+
+    assert materialize(TypeAdapter(kind).validate_python(payload)) == payload
