@@ -72,7 +72,8 @@ class SessionSource:
 
     async def tools(self) -> list[SessionTool]:
         listed = await self.session.list_tools()
-        entries = [SessionTool(n, self.session.name, t) for n, t in zip(unique_names(t.name for t in listed), listed)]
+        names = unique_names(t.name for t in listed)
+        entries = [SessionTool(n, self.session.name, t) for n, t in zip(names, listed, strict=True)]
         self._names = {e.name: e.tool.name for e in entries}
         return entries
 
