@@ -25,7 +25,16 @@ from ..errors import MCPConnectionError
 from ..session import ManagedSession
 from ._content import ArgumentsError, failure_result, parse_arguments, unique_names
 
-__all__ = ["SessionSource", "ToolEntry", "ToolSource", "as_source", "call_safely", "call_all", "entries_of"]
+__all__ = [
+    "Lifecycle",
+    "SessionSource",
+    "ToolEntry",
+    "ToolSource",
+    "as_source",
+    "call_all",
+    "call_safely",
+    "entries_of",
+]
 
 logger = logging.getLogger("mcp_connections.adapters")
 
@@ -140,3 +149,51 @@ async def call_all(
         for index, (name, arguments) in enumerate(calls):
             tg.start_soon(run, index, name, arguments)
     return [r for r in results if r is not None]
+
+
+class Lifecycle:
+    """Start a group or session that is not running when a framework enters an adapter; stop only what it started.
+
+    Frameworks enter their toolsets and servers (``async with agent``, ``connect()``/``cleanup()``), possibly
+    several times at once. The user usually starts the group themselves and shares it; then entering and
+    leaving do nothing. When it is not running, the first entry starts it and the last exit stops it.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._entered = 0
+        self._started = False
+
+    def running(self) -> bool:
+        from ..base import RUNNING_STATES
+
+        target = self.target
+        if isinstance(target, SessionSource):
+            target = target.session
+        if isinstance(target, ManagedSession):
+            return target.state in RUNNING_STATES
+        status = getattr(target, "status", None)
+        if callable(status):
+            return any(s.state in RUNNING_STATES for s in status().values())
+        return True  # a source of another kind: its owner runs it
+
+    async def enter(self) -> None:
+        self._entered += 1
+        if self._entered == 1 and not self.running():
+            target = self.target.session if isinstance(self.target, SessionSource) else self.target
+            try:
+                await target.start()
+            except BaseException:
+                self._entered -= 1
+                raise
+            self._started = True
+
+    async def exit(self) -> None:
+        if self._entered == 0:
+            return
+        self._entered -= 1
+        if self._entered == 0 and self._started:
+            self._started = False
+            target = self.target.session if isinstance(self.target, SessionSource) else self.target
+            with anyio.CancelScope(shield=True):
+                await target.stop()
