@@ -101,9 +101,11 @@ async def test_pydantic_ais_mcp_toolset_runs_an_agent_through_the_transport_acro
         assert pids and pids[0] != first_pid
 
 
-@pytest.mark.filterwarnings("ignore:`langchain.mcp` is in beta")
 async def test_langchains_mcp_tools_work_through_the_transport(session: ManagedSession) -> None:
-    from langchain.mcp import as_langchain_tool
+    from langchain_core._api import suppress_langchain_beta_warning
+
+    with suppress_langchain_beta_warning():  # langchain.mcp warns on import that it is in beta
+        from langchain.mcp import as_langchain_tool
 
     client = Client(ManagedSessionTransport(session))
     async with client:

@@ -30,7 +30,7 @@ import mcp_types as types
 from ._content import Media, ResourceText, Text, error_text, parts, text_of
 from ._source import as_source, call_all, entries_of
 
-__all__ = ["tools", "run_tool_uses"]
+__all__ = ["run_tool_uses", "tools"]
 
 # The image types the Messages API accepts in an image block.
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
