@@ -66,6 +66,10 @@ def test_structured_content_is_added_once_as_json_unless_a_text_block_already_ca
     assert structured_json(result(text("three"), structured={"sum": 3})) == '{"sum": 3}'
     assert parts(result(structured={"sum": 3})) == [Text('{"sum": 3}')]
     assert structured_json(result(text("x"))) is None
+    # The SDK's servers wrap plain values as {"result": value} and send the bare value as text.
+    assert structured_json(result(text("d"), structured={"result": "d"})) is None
+    assert structured_json(result(text("5.0"), structured={"result": 5.0})) is None
+    assert structured_json(result(text("e"), structured={"result": "d"})) == '{"result": "d"}'
 
 
 def test_an_error_result_gives_its_text_or_a_sentence_naming_the_tool() -> None:

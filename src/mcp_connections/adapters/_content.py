@@ -7,7 +7,8 @@ so that the rules frameworks agree on live in one place:
 
 - blocks keep their order; image and audio keep their base64 data and MIME type;
 - ``structuredContent`` is added as one JSON text part, unless a text block already carries the same
-  JSON (the spec asks servers to send it both ways, and the model need not read it twice);
+  value (the spec asks servers to send it both ways, and the model need not read it twice; the SDK's
+  servers send a wrapped ``{"result": value}`` as the bare value);
 - a block a framework cannot carry is given to the model as the block's own MCP JSON, so nothing is lost;
 - a failed call (``isError``, or a connection error of ours) becomes an error message for the model.
 """
@@ -114,13 +115,19 @@ def structured_json(result: types.CallToolResult) -> str | None:
     structured = result.structured_content
     if structured is None:
         return None
+    # The SDK's servers wrap a plain return value as {"result": value} and send the value as text.
+    carried: list[Any] = [structured]
+    if isinstance(structured, dict) and list(structured) == ["result"]:
+        carried.append(structured["result"])
     for block in result.content:
-        if isinstance(block, types.TextContent):
-            try:
-                if json.loads(block.text) == structured:
-                    return None
-            except ValueError:
-                continue
+        if not isinstance(block, types.TextContent):
+            continue
+        try:
+            value: Any = json.loads(block.text)
+        except ValueError:
+            value = block.text
+        if any(value == c or block.text == c for c in carried):
+            return None
     return json.dumps(structured, ensure_ascii=False)
 
 

@@ -94,7 +94,10 @@ class SessionSource:
         if name not in self._names:
             known = ", ".join(sorted(self._names)) or "none"
             raise LookupError(f"{self.session.name}: no tool {name!r} on this server (tools: {known})")
-        return await self.session.call_tool(self._names[name], arguments)
+        if meta is None:
+            return await self.session.call_tool(self._names[name], arguments)
+        call: Any = self.session.call_tool  # takes meta= from 4/9 on
+        return await call(self._names[name], arguments, meta=meta)  # type: ignore[no-any-return]
 
 
 def as_source(target: Any) -> Any:

@@ -144,7 +144,7 @@ class ManagedMCPServer(MCPServer):
     async def call_tool(
         self, tool_name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
     ) -> types.CallToolResult:
-        return await call_safely(self.source, tool_name, arguments)
+        return await call_safely(self.source, tool_name, arguments, meta=meta)
 
     # -- prompts and resources -------------------------------------------------------------------------
 
