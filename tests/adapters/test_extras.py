@@ -66,3 +66,22 @@ def test_the_adapters_package_imports_no_framework() -> None:
     code = f"import sys, mcp_connections.adapters; print(sorted(set({frameworks!r}) & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_the_readme_has_one_example_per_adapter_and_each_names_what_exists() -> None:
+    import ast
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = re.split(r"\n## ", readme.split("\n## Agent frameworks", 1)[1])[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == len(ADAPTERS)
+    for module in ADAPTERS:
+        adapter = importlib.import_module(f"mcp_connections.adapters.{module}")
+        found = [
+            b for b in blocks if f"mcp_connections.adapters.{module} import" in b or f"adapters import {module}" in b
+        ]
+        assert found, f"no README example imports adapters.{module}"
+        for node in ast.walk(ast.parse(found[0].replace("await ", ""))):
+            if isinstance(node, ast.ImportFrom) and node.module == f"mcp_connections.adapters.{module}":
+                assert all(hasattr(adapter, alias.name) for alias in node.names)
