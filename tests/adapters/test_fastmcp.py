@@ -122,3 +122,20 @@ async def test_list_changed_of_the_backend_reaches_the_client(session: Any) -> N
         with anyio.fail_after(5):
             while "late" not in [t.name for t in await client.list_tools()]:
                 await anyio.sleep(0.05)
+
+
+async def test_clients_that_come_and_go_leave_no_tasks_descriptors_or_processes_behind() -> None:
+    from tests.helpers import Snapshot, assert_no_leaks
+
+    before = Snapshot.take()
+    session = ManagedSession(StdioConnectionManager(content_server()))
+    transport = ManagedSessionTransport(session)
+    for _ in range(3):  # each client starts the stopped session and its exit stops it again
+        async with Client(transport) as client:
+            assert (await client.call_tool("echo", {"text": "x"})).content[0].text == "x"  # type: ignore[union-attr]
+    async with session:
+        for _ in range(3):  # a running session is shared, and left running
+            async with Client(transport) as client:
+                await client.list_tools()
+        assert session.state is ConnectionState.CONNECTED
+    await assert_no_leaks(before)

@@ -171,3 +171,15 @@ async def test_over_a_group_calls_are_routed_by_catalogue_name_and_changes_drop_
     with anyio.fail_after(5):  # the catalogue re-lists on list_changed and tells us; the cache is dropped
         while "content__late" not in [t.name for t in await server.list_tools()]:
             await anyio.sleep(0.05)
+
+
+async def test_agent_runs_leave_no_tasks_descriptors_or_processes_behind() -> None:
+    from tests.helpers import Snapshot, assert_no_leaks
+
+    before = Snapshot.take()
+    server = ManagedMCPServer(ManagedSession(StdioConnectionManager(content_server())))
+    for _ in range(2):
+        async with server:
+            result = await run(ScriptedModel([("echo", {"text": "x"}), ("add", {"a": 1, "b": 1})]), server)
+            assert outputs(result)["call00"] == "x"
+    await assert_no_leaks(before)
