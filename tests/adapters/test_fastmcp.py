@@ -117,11 +117,19 @@ async def test_langchains_mcp_tools_work_through_the_transport(session: ManagedS
 async def test_list_changed_of_the_backend_reaches_the_client(session: Any) -> None:
     if not hasattr(ManagedSession, "on_list_changed"):
         pytest.skip("needs ManagedSession.on_list_changed (4/9)")
-    async with Client(ManagedSessionTransport(session), mode="legacy") as client:
+    received: list[str] = []
+
+    async def handler(message: Any) -> None:
+        method = getattr(getattr(message, "root", message), "method", None)
+        if method:
+            received.append(method)
+
+    async with Client(ManagedSessionTransport(session), mode="legacy", message_handler=handler) as client:
         await client.call_tool("grow")
         with anyio.fail_after(5):
-            while "late" not in [t.name for t in await client.list_tools()]:
-                await anyio.sleep(0.05)
+            while "notifications/tools/list_changed" not in received:
+                await anyio.sleep(0.02)
+        assert "late" in [t.name for t in await client.list_tools()]
 
 
 async def test_clients_that_come_and_go_leave_no_tasks_descriptors_or_processes_behind() -> None:

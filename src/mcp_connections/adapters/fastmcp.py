@@ -40,6 +40,7 @@ import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 from mcp.shared.memory import create_client_server_memory_streams
+from mcp.shared.message import SessionMessage
 from typing_extensions import Unpack
 
 from ..errors import MCPConnectionError
@@ -53,10 +54,11 @@ logger = logging.getLogger("mcp_connections.adapters")
 
 R = TypeVar("R")
 
-_NOTIFICATIONS: dict[str, types.ServerNotification] = {
-    "tools": types.ToolListChangedNotification(),
-    "prompts": types.PromptListChangedNotification(),
-    "resources": types.ResourceListChangedNotification(),
+# What the backend's list_changed kinds are called on the wire.
+_LIST_CHANGED = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
 }
 
 
@@ -75,7 +77,8 @@ class ManagedSessionTransport(ClientTransport):
         self.server = server
         self._lifecycles: dict[int, Lifecycle] = {}
         self._watched: set[int] = set()
-        self._clients: set[Any] = set()  # the proxy's ServerSessions, to pass list_changed on to
+        # One writer per connected client: the server side of its in-memory stream, to pass list_changed on.
+        self._clients: set[Any] = set()
 
     def managed_session(self) -> ManagedSession:
         """The session calls go to (for a group, its current session for ``server``)."""
@@ -106,12 +109,15 @@ class ManagedSessionTransport(ClientTransport):
                 anyio.create_task_group() as tg,
             ):
                 tg.start_soon(lambda: proxy.run(server_streams[0], server_streams[1], init))
+                writer = server_streams[1]
+                self._clients.add(writer)
                 try:
                     async with options.session_class(
                         read_stream=client_streams[0], write_stream=client_streams[1], **session_kwargs
                     ) as client_session:
                         yield client_session
                 finally:
+                    self._clients.discard(writer)
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -125,51 +131,40 @@ class ManagedSessionTransport(ClientTransport):
         self._watched.add(id(managed))
 
         async def forward(kind: str) -> None:
-            notification = _NOTIFICATIONS.get(kind)
-            if notification is None:
+            if kind not in _LIST_CHANGED:
                 return
-            for client in list(self._clients):
+            message = SessionMessage(types.JSONRPCNotification(jsonrpc="2.0", method=_LIST_CHANGED[kind]))
+            for writer in list(self._clients):
                 try:
-                    await client.send_notification(notification)
-                except Exception as exc:  # a client that went away: it no longer listens
-                    logger.debug("%s: could not pass %s list_changed on: %s", managed.name, kind, exc)
-                    self._clients.discard(client)
+                    await writer.send(message)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):  # that client has gone
+                    self._clients.discard(writer)
 
         on_list_changed(forward)
 
     def _proxy(self, managed: ManagedSession) -> Server[Any]:
         """An in-memory MCP server whose every handler forwards to ``managed``."""
         info = managed.initialize_result
-        clients = self._clients
-
-        def seen(ctx: Any) -> None:
-            clients.add(ctx.session)
 
         async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-            seen(ctx)
             return types.ListToolsResult(tools=await _forward(managed.list_tools()))
 
         async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            seen(ctx)
             try:
                 return await managed.call_tool(params.name, params.arguments)
             except MCPConnectionError as exc:  # the tool could not run: a failed tool, which the client reports
                 return failure_result(exc)
 
         async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
-            seen(ctx)
             return types.ListResourcesResult(resources=await _forward(managed.list_resources()))
 
         async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-            seen(ctx)
             return await _forward(managed.read_resource(str(params.uri)))
 
         async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
-            seen(ctx)
             return types.ListPromptsResult(prompts=await _forward(managed.list_prompts()))
 
         async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-            seen(ctx)
             return await _forward(managed.get_prompt(params.name, params.arguments))
 
         capabilities = info.capabilities if info is not None else None
