@@ -147,3 +147,11 @@ async def test_clients_that_come_and_go_leave_no_tasks_descriptors_or_processes_
                 await client.list_tools()
         assert session.state is ConnectionState.CONNECTED
     await assert_no_leaks(before)
+
+
+async def test_a_client_of_a_groups_server_starts_the_group_when_it_is_not_running_and_stops_it_after() -> None:
+    group = ServerGroup.from_config(DEMO)
+    async with Client(ManagedSessionTransport(group, server="demo")) as client:
+        assert group["demo"].state is ConnectionState.CONNECTED
+        assert (await client.call_tool("echo", {"text": "g"})).content[0].text == "g"  # type: ignore[union-attr]
+    assert group["demo"].state is ConnectionState.STOPPED

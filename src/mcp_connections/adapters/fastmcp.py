@@ -17,7 +17,7 @@ the new connection within its timeout; a call cut by a crash answers as a failed
 fastmcp raises as ``ToolError``) that says why; the next call goes to the restarted server. The backend's
 ``list_changed`` notifications are passed on to every connected client. Closing the client ends only the
 in-memory session: the managed session stays up for the next user, unless the transport started it
-(it was not running), in which case the last connection to close stops it.
+(it was not running), in which case the last connection to close stops it (for a group: the whole group).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class ManagedSessionTransport(ClientTransport):
             target[server]  # a KeyError that lists the servers, now rather than at connect time
         self.target = target
         self.server = server
-        self._lifecycles: dict[int, Lifecycle] = {}
+        self._lifecycle = Lifecycle(target)
         self._watched: set[int] = set()
         # One writer per connected client: the server side of its in-memory stream, to pass list_changed on.
         self._clients: set[Any] = set()
@@ -95,10 +95,11 @@ class ManagedSessionTransport(ClientTransport):
         self, *, transport_options: TransportOptions | None = None, **session_kwargs: Unpack[SessionKwargs]
     ) -> AsyncGenerator[Any, None]:
         options = transport_options or TransportOptions()
-        managed = self.managed_session()
-        lifecycle = self._lifecycles.setdefault(id(managed), Lifecycle(managed))
-        await lifecycle.enter()
+        # A group that is not running is started whole (its catalogue and the rest stay consistent); then the
+        # server's session is looked up, since a start may replace it (the SSE fallback).
+        await self._lifecycle.enter()
         try:
+            managed = self.managed_session()
             self._watch(managed)
             proxy = self._proxy(managed)
             init = proxy.create_initialization_options(
@@ -121,7 +122,7 @@ class ManagedSessionTransport(ClientTransport):
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await lifecycle.exit()
+                await self._lifecycle.exit()
 
     def _watch(self, managed: ManagedSession) -> None:
         """Pass the backend's list_changed on to connected clients (sessions that can tell us of them)."""
