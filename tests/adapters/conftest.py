@@ -37,6 +37,13 @@ def group_config(*flags: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The agent frameworks run on asyncio (fastmcp's client, the Agents SDK, Pydantic AI and LangChain create
+    asyncio tasks); the OpenAI and Anthropic adapters, which are anyio code of ours alone, also run on trio."""
+    return "asyncio"
+
+
+@pytest.fixture
 async def session() -> AsyncIterator[ManagedSession]:
     async with ManagedSession(StdioConnectionManager(content_server()), restart=fast_restarts()) as s:
         yield s

@@ -18,6 +18,12 @@ from .server import PNG_B64, WAV_B64
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
 def message(*uses: tuple[str, str, dict[str, Any]]) -> Message:
     return Message.model_validate(
         {

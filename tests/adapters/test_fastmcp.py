@@ -114,9 +114,7 @@ async def test_langchains_mcp_tools_work_through_the_transport(session: ManagedS
     assert message.content[0]["text"] == "lc"
 
 
-async def test_list_changed_of_the_backend_reaches_the_client(session: Any) -> None:
-    if not hasattr(ManagedSession, "on_list_changed"):
-        pytest.skip("needs ManagedSession.on_list_changed (4/9)")
+async def test_list_changed_of_the_backend_reaches_the_client() -> None:
     received: list[str] = []
 
     async def handler(message: Any) -> None:
@@ -124,7 +122,10 @@ async def test_list_changed_of_the_backend_reaches_the_client(session: Any) -> N
         if method:
             received.append(method)
 
-    async with Client(ManagedSessionTransport(session), mode="legacy", message_handler=handler) as client:
+    # A legacy backend: the test server announces changes with notifications/tools/list_changed, which the
+    # session turns into on_list_changed (a modern server's changes come over subscriptions/listen instead).
+    backend = ManagedSession(StdioConnectionManager(content_server()), mode="legacy")
+    async with backend, Client(ManagedSessionTransport(backend), mode="legacy", message_handler=handler) as client:
         await client.call_tool("grow")
         with anyio.fail_after(5):
             while "notifications/tools/list_changed" not in received:

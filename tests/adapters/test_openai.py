@@ -23,6 +23,13 @@ from .server import PNG_B64
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 

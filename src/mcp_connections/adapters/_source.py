@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import anyio
 import mcp_types as types
@@ -94,10 +94,8 @@ class SessionSource:
         if name not in self._names:
             known = ", ".join(sorted(self._names)) or "none"
             raise LookupError(f"{self.session.name}: no tool {name!r} on this server (tools: {known})")
-        if meta is None:
-            return await self.session.call_tool(self._names[name], arguments)
-        call: Any = self.session.call_tool  # takes meta= from 4/9 on
-        return await call(self._names[name], arguments, meta=meta)  # type: ignore[no-any-return]
+        # _meta is a free-form object on the wire; the SDK types it as a TypedDict of the keys it knows.
+        return await self.session.call_tool(self._names[name], arguments, meta=cast("types.RequestParamsMeta", meta))
 
 
 def as_source(target: Any) -> Any:

@@ -145,7 +145,6 @@ class ManagedSessionTransport(ClientTransport):
 
     def _proxy(self, managed: ManagedSession) -> Server[Any]:
         """An in-memory MCP server whose every handler forwards to ``managed``."""
-        info = managed.initialize_result
 
         async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
             return types.ListToolsResult(tools=await _forward(managed.list_tools()))
@@ -168,17 +167,19 @@ class ManagedSessionTransport(ClientTransport):
         async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
             return await _forward(managed.get_prompt(params.name, params.arguments))
 
-        capabilities = info.capabilities if info is not None else None
+        # What the backend said of itself, in either protocol generation (None before it first connected).
+        capabilities: types.ServerCapabilities | None = getattr(managed, "capabilities", None)
+        server_info: types.Implementation | None = getattr(managed, "server_info", None)
+        negotiated = managed.initialize_result or getattr(managed, "discover_result", None)
         handlers: dict[str, Any] = {"on_list_tools": list_tools, "on_call_tool": call_tool}
         if capabilities is None or capabilities.resources is not None:
             handlers.update(on_list_resources=list_resources, on_read_resource=read_resource)
         if capabilities is None or capabilities.prompts is not None:
             handlers.update(on_list_prompts=list_prompts, on_get_prompt=get_prompt)
-        server_info = info.server_info if info is not None else None
         return Server(
             server_info.name if server_info is not None else managed.name,
             version=server_info.version if server_info is not None else "",
-            instructions=info.instructions if info is not None else None,
+            instructions=negotiated.instructions if negotiated is not None else None,
             **handlers,
         )
 
