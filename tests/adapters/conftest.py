@@ -30,7 +30,9 @@ def fast_restarts() -> RestartPolicy:
 def group_config(*flags: str) -> dict[str, Any]:
     return {
         "mcpServers": {
-            "content": {"command": sys.executable, "args": [str(SERVER), *flags]},
+            # Legacy: the test server announces changes with notifications/tools/list_changed, which a modern
+            # session does not get (its changes come over subscriptions/listen, which this server does not serve).
+            "content": {"command": sys.executable, "args": [str(SERVER), *flags], "mode": "legacy"},
             "demo": {"command": sys.executable, "args": ["-m", "mcp_connections._demo_server"]},
         }
     }
