@@ -77,6 +77,8 @@ async def test_chat_tool_calls_run_concurrently_and_answer_as_tool_messages_in_o
     assert out[3]["content"].startswith("Error: ") and "nope" in out[3]["content"]
     assert out[4]["content"].startswith("Error: ") and "JSON" in out[4]["content"]
     assert await adapter.run_tool_calls(session, message) == out  # the message itself is accepted too
+    no_calls = ChatCompletionMessage.model_validate({"role": "assistant", "content": "hi"})
+    assert await adapter.run_tool_calls(session, no_calls) == []
 
 
 async def test_responses_function_calls_answer_with_images_and_files_as_their_own_items(

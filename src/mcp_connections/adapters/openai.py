@@ -68,10 +68,10 @@ def _calls_of(tool_calls: Any) -> list[Any]:
     if isinstance(tool_calls, dict) and "tool_calls" in tool_calls:
         return list(tool_calls["tool_calls"] or [])
     if not isinstance(tool_calls, (list, tuple, dict)):
-        if getattr(tool_calls, "tool_calls", None) is not None:  # a ChatCompletionMessage
-            return list(tool_calls.tool_calls)
-        if getattr(tool_calls, "output", None) is not None:  # a Response
-            return list(tool_calls.output)
+        if hasattr(tool_calls, "tool_calls"):  # a ChatCompletionMessage (tool_calls None when it called none)
+            return list(tool_calls.tool_calls or [])
+        if hasattr(tool_calls, "output"):  # a Response
+            return list(tool_calls.output or [])
     return list(tool_calls or [])
 
 
