@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import weakref
 from typing import Any
 
 from ._extras import missing
@@ -68,7 +69,15 @@ class ManagedMCPServer(MCPServer):
         self._lifecycle = Lifecycle(self.source)
         on_tools_changed = getattr(group, "on_tools_changed", None)
         if callable(on_tools_changed):
-            on_tools_changed(lambda _group: self.invalidate_tools_cache())
+            # A weak reference: the group outlives the servers made over it, and must not keep them alive.
+            this = weakref.ref(self)
+
+            def changed(_group: Any) -> None:
+                server = this()
+                if server is not None:
+                    server.invalidate_tools_cache()
+
+            on_tools_changed(changed)
 
     @property
     def name(self) -> str:
