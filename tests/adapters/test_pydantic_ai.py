@@ -123,3 +123,18 @@ async def test_over_a_group_the_agent_sees_the_catalogue(group: Any) -> None:
     agent = Agent(TestModel(call_tools=["content__echo", "demo__add"]), toolsets=[ManagedToolset(group)])
     got = returns((await agent.run("x")).all_messages())
     assert got["content__echo"].outcome == "success" and got["demo__add"].outcome == "success"
+
+
+@needs_catalogue
+async def test_a_groups_server_killed_during_a_run_keeps_its_tools_and_the_next_call_succeeds() -> None:
+    from mcp_connections import ServerGroup
+
+    from .conftest import group_config
+
+    async with ServerGroup.from_config(group_config("--crash-tool"), restart=fast_restarts()) as group:
+        model = scripted([("content__crash", {})], [("content__pid", {})])
+        result = await Agent(model, toolsets=[ManagedToolset(group)]).run("x")
+        got = returns(result.all_messages())
+        assert got["content__crash"].outcome == "failed" and got["content__pid"].outcome == "success"
+        assert "content__pid" in model.seen[1]  # type: ignore[attr-defined]  # no flap while it restarted
+        assert group["content"].restarts == 1
