@@ -14,10 +14,6 @@ from mcp_connections import ManagedSession, RestartPolicy, ServerGroup, StdioCon
 
 SERVER = Path(__file__).parent / "server.py"
 
-# The catalogue of [4/9]: tests over a group run once ServerGroup has it.
-HAS_CATALOGUE = hasattr(ServerGroup, "tools")
-needs_catalogue = pytest.mark.skipif(not HAS_CATALOGUE, reason="needs ServerGroup.tools() (the catalogue of 4/9)")
-
 
 def content_server(*flags: str) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=[str(SERVER), *flags])

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from mcp_connections import ManagedSession
 from mcp_connections.adapters import anthropic as adapter
 
-from .conftest import assert_valid, needs_catalogue
+from .conftest import assert_valid
 from .server import PNG_B64, WAV_B64
 
 pytestmark = pytest.mark.anyio
@@ -95,7 +95,6 @@ async def test_tool_uses_give_tool_results_with_images_documents_and_is_error(se
     assert await adapter.run_tool_uses(session, response) == results  # the Message itself is accepted too
 
 
-@needs_catalogue
 async def test_over_a_group_tool_uses_are_routed_by_catalogue_name(group: Any) -> None:
     names = [t["name"] for t in adapter.tools(await group.tools())]
     assert "content__echo" in names and "demo__whoami" in names

@@ -13,7 +13,6 @@ from langchain_core.tools import BaseTool
 from mcp_connections import ManagedSession
 from mcp_connections.adapters.langchain import langchain_tools
 
-from .conftest import needs_catalogue
 from .server import PNG_B64, WAV_B64
 
 pytestmark = pytest.mark.anyio
@@ -128,7 +127,6 @@ async def test_a_tool_added_by_list_changed_is_there_when_the_tools_are_asked_ag
     assert texts_of(await tools["late"].ainvoke({"word": "w"})) == ["late: w"]
 
 
-@needs_catalogue
 async def test_over_a_group_the_tools_carry_catalogue_names(group: Any) -> None:
     tools = by_name(await langchain_tools(group))
     assert {"content__echo", "demo__echo"} <= set(tools)

@@ -18,7 +18,7 @@ from openai.types.responses.response_input_item_param import FunctionCallOutput
 from mcp_connections import ManagedSession
 from mcp_connections.adapters import openai as adapter
 
-from .conftest import assert_valid, needs_catalogue
+from .conftest import assert_valid
 from .server import PNG_B64
 
 pytestmark = pytest.mark.anyio
@@ -128,7 +128,6 @@ async def test_a_tool_added_by_list_changed_is_there_on_the_next_turn(session: M
     assert out[0]["content"] == "late: hi"
 
 
-@needs_catalogue
 async def test_over_a_group_names_are_the_catalogues_and_calls_are_routed(group: Any) -> None:
     catalogue = await group.tools()
     chat = adapter.chat_tools(catalogue)

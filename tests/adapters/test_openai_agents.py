@@ -17,7 +17,7 @@ from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessa
 from mcp_connections import ConnectionState, ManagedSession, StdioConnectionManager
 from mcp_connections.adapters.openai_agents import ManagedMCPServer
 
-from .conftest import content_server, fast_restarts, needs_catalogue
+from .conftest import content_server, fast_restarts
 
 pytestmark = pytest.mark.anyio
 
@@ -159,7 +159,6 @@ async def test_connect_starts_a_session_that_is_not_running_and_cleanup_stops_it
     assert session.state is ConnectionState.STOPPED
 
 
-@needs_catalogue
 async def test_over_a_group_calls_are_routed_by_catalogue_name_and_changes_drop_the_cache(group: Any) -> None:
     server = ManagedMCPServer(group, cache_tools_list=True)
     model = ScriptedModel([("content__add", {"a": 1, "b": 2}), ("demo__echo", {"text": "d"})], [("content__grow", {})])

@@ -23,7 +23,7 @@ from pydantic_ai.models.test import TestModel
 from mcp_connections import ConnectionState, ManagedSession, StdioConnectionManager
 from mcp_connections.adapters.pydantic_ai import ManagedToolset, toolset
 
-from .conftest import content_server, fast_restarts, needs_catalogue
+from .conftest import content_server, fast_restarts
 from .server import PNG, TOOLS, WAV
 
 pytestmark = pytest.mark.anyio
@@ -118,14 +118,12 @@ async def test_entering_the_agent_starts_a_session_that_is_not_running_and_stops
     assert session.state is ConnectionState.STOPPED
 
 
-@needs_catalogue
 async def test_over_a_group_the_agent_sees_the_catalogue(group: Any) -> None:
     agent = Agent(TestModel(call_tools=["content__echo", "demo__add"]), toolsets=[ManagedToolset(group)])
     got = returns((await agent.run("x")).all_messages())
     assert got["content__echo"].outcome == "success" and got["demo__add"].outcome == "success"
 
 
-@needs_catalogue
 async def test_a_groups_server_killed_during_a_run_keeps_its_tools_and_the_next_call_succeeds() -> None:
     from mcp_connections import ServerGroup
 
