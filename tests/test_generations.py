@@ -138,7 +138,7 @@ async def test_a_hung_server_is_found_by_the_health_check_of_either_generation(m
         assert session.state is ConnectionState.FAILED
         assert isinstance(session.error, ConnectionLostError)
         probe = "server/discover" if mode == "auto" else "ping"
-        assert f"did not answer a ping ({probe}) within 0.5s" in str(session.error)
+        assert f"did not answer a ping within 0.5s ({probe})" in str(session.error)
     finally:
         await session.stop()
     await assert_no_leaks(before)
