@@ -22,6 +22,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	$(BIN)/mypy --platform darwin src
+	$(BIN)/mypy --platform win32 src
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -50,7 +50,7 @@ from .errors import ConnectError, ConnectionLostError, MCPConnectionError
 
 __all__ = ["ConnectionManager", "ConnectionState"]
 
-logger = logging.getLogger("mcp_connections")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -72,8 +72,9 @@ class ConnectionManager(LifecycleOwner, ABC, Generic[T]):
     functions given to ``add_close_callback()`` run then.
     """
 
-    def __init__(self) -> None:
-        self.name: str = type(self).__name__
+    def __init__(self, *, name: str | None = None) -> None:
+        """``name`` is how errors and logs name this server (a transport picks a default: its command or URL)."""
+        self.name: str = name or type(self).__name__
         self._lifecycle: Lifecycle[T] = Lifecycle(
             self,
             lambda: self.name,

@@ -24,7 +24,7 @@ from .errors import ConnectionLostError
 
 __all__ = ["InMemoryConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.memory")
+logger = logging.getLogger(__name__)
 
 # Time the server gets to end its loop after end-of-stream before it is cancelled (its lifespan's exit
 # is user code and may hang).
