@@ -357,7 +357,8 @@ class Lifecycle(Generic[R]):
                 await closed.wait()
             if not closed.is_set():
                 # The cleanup overran its budget: cut it off (shielded kills still complete).
-                self._logger.warning("%s: stop() timed out after %.1fs; cutting off the cleanup", self._name(), limit)
+                # The deadline is the first stop()'s; this call's own timeout may be another, or None.
+                self._logger.warning("%s: stop() ran past its deadline; cutting off the cleanup", self._name())
                 self.cancel_owner()
                 with anyio.move_on_after(STOP_MARGIN / 2):
                     await closed.wait()
