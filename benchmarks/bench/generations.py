@@ -48,6 +48,6 @@ async def bench_generations(report: Report, counts: Counts) -> None:
                 await session.stop()
     note = "ours column: mode='auto' (modern, server/discover); raw column: mode='legacy' (initialize)"
     report.add(
-        Metric("start_auto_vs_legacy", "start -> ready, auto vs legacy", "s", start[OURS], start[RAW], note=note)
+        Metric("start_auto_vs_legacy", "start -> ready, auto / legacy", "s", start[OURS], start[RAW], note=note)
     )
     report.add(Metric("call_p50_auto_vs_legacy", "call p50, auto / legacy", "s", p50[OURS], p50[RAW], note=note))
