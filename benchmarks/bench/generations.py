@@ -47,7 +47,5 @@ async def bench_generations(report: Report, counts: Counts) -> None:
             finally:
                 await session.stop()
     note = "ours column: mode='auto' (modern, server/discover); raw column: mode='legacy' (initialize)"
-    report.add(
-        Metric("start_auto_vs_legacy", "start -> ready, auto / legacy", "s", start[OURS], start[RAW], note=note)
-    )
+    report.add(Metric("start_auto_vs_legacy", "start -> ready, auto / legacy", "s", start[OURS], start[RAW], note=note))
     report.add(Metric("call_p50_auto_vs_legacy", "call p50, auto / legacy", "s", p50[OURS], p50[RAW], note=note))
