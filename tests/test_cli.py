@@ -74,6 +74,21 @@ def test_check_json_is_machine_readable(config_file: Path) -> None:
     assert status["first"]["ready_in"] > 0 and status["first"]["pid"] > 0 and status["first"]["error"] is None
 
 
+def test_check_shows_the_protocol_version_each_server_negotiated(tmp_path: Path) -> None:
+    demo = {"command": sys.executable, "args": ["-m", "mcp_connections._demo_server"]}
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"modern": demo, "pinned": {**demo, "mode": "legacy"}, "old": server()}}))
+    result = run_cli("check", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("server") and "protocol" in line for line in lines)
+    assert "2026-07-28" in next(line for line in lines if line.startswith("modern "))
+    assert "2025-" in next(line for line in lines if line.startswith("pinned "))
+    assert "2025-" in next(line for line in lines if line.startswith("old "))
+    status = json.loads(run_cli("check", str(path), "--json").stdout)
+    assert status["modern"]["protocol_version"] == "2026-07-28"
+
+
 def test_check_exits_one_and_says_why_when_a_server_fails(tmp_path: Path) -> None:
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps({"mcpServers": {"ok": server(), "bad": server("--exit-before-handshake", "3")}}))

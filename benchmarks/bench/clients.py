@@ -1,7 +1,9 @@
 """The two clients every figure compares, and the servers they talk to.
 
 "ours" is ``ManagedSession`` over one of this project's connection managers; "raw" is the SDK's
-``stdio_client`` / ``streamable_http_client`` with a ``ClientSession``, set up the way its docs show.
+``stdio_client`` / ``streamable_http_client`` with a ``ClientSession``, set up the way its docs show. The raw
+side runs the ``initialize`` handshake, so ours runs it too (``mode="legacy"``): a side-by-side figure compares
+the same protocol. ``generations.py`` compares our two modes with each other.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Client:
     async def open_stdio(cls, side: str, params: StdioServerParameters) -> Client:
         client = cls(side)
         if side == OURS:
-            client._ours = ManagedSession(StdioConnectionManager(params))
+            client._ours = ManagedSession(StdioConnectionManager(params), mode="legacy")
             await client._ours.start()
             client.session = client._ours
         else:
@@ -52,7 +54,7 @@ class Client:
         if side == OURS:
             from mcp_connections.streamable_http import StreamableHttpConnectionManager
 
-            client._ours = ManagedSession(StreamableHttpConnectionManager(url))
+            client._ours = ManagedSession(StreamableHttpConnectionManager(url), mode="legacy")
             await client._ours.start()
             client.session = client._ours
         else:

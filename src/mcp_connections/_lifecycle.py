@@ -335,24 +335,26 @@ class Lifecycle(Generic[R]):
     ) -> None:
         """Ask the owner to stop and wait for the close, within ``timeout`` plus ``STOP_MARGIN``; never raises.
 
-        The first call moves to ``STOPPING``, sets the deadline and calls ``on_request(previous_state)``;
-        every call then awaits ``then()`` (if given) and waits for the close until the deadline and half
-        the margin, then cuts the owner off and gives it the other half to unwind.
+        The first call moves to ``STOPPING``, sets the deadline (which the cleanup's budget counts down to)
+        and calls ``on_request(previous_state)``. Every call then awaits ``then()`` (if given) and waits for
+        the close within its own ``timeout`` (from when it was called) and half the margin, then cuts the
+        owner off and gives it the other half to unwind; ``None`` waits for the close, however long.
         """
         try:
             if not self.running:
                 return
             limit = timeout if timeout is not None and timeout > 0 else None
+            called = anyio.current_time()
             if not self.stopping:
                 previous = self.state
-                self.deadline = None if limit is None else anyio.current_time() + limit
+                self.deadline = None if limit is None else called + limit
                 self.set_state(ConnectionState.STOPPING)
                 on_request(previous)
             if then is not None:
                 await then()
             closed = self.closed
             assert closed is not None
-            wait = None if self.deadline is None else max(0.0, self.deadline - anyio.current_time()) + STOP_MARGIN / 2
+            wait = None if limit is None else max(0.0, called + limit - anyio.current_time()) + STOP_MARGIN / 2
             with anyio.move_on_after(wait):
                 await closed.wait()
             if not closed.is_set():

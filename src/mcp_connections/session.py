@@ -385,7 +385,10 @@ class ManagedSession(SessionRequests, LifecycleOwner):
         if isinstance(leaf, MCPConnectionError):
             return leaf
         if isinstance(leaf, MCPError | anyio.BrokenResourceError | anyio.ClosedResourceError):
-            error = await self._loss_reason(leaf, "initialize" if self.mode == "legacy" else "the negotiation")
+            # In auto mode, an error that reaches here came from initialize (the fallback) or is a refusal of
+            # every version we speak (-32022, which the message quotes).
+            what = "initialize" if self.mode in ("auto", "legacy") else "the negotiation"
+            error = await self._loss_reason(leaf, what)
             if error.__cause__ is None:
                 error.__cause__ = leaf
             return error
@@ -482,7 +485,7 @@ class ManagedSession(SessionRequests, LifecycleOwner):
                 logger.warning("%s: no answer to %s within %gs; stopping it", self.name, what, self.ping_timeout)
                 connection.end(
                     ConnectionLostError(
-                        f"the server did not answer a ping ({what}) within {self.ping_timeout:g}s "
+                        f"the server did not answer a ping within {self.ping_timeout:g}s ({what}) "
                         "and was stopped as hung",
                         server=self.name,
                     )

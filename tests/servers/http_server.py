@@ -9,7 +9,8 @@ that port as stdout's first line once the socket listens (connections made befor
 in the backlog). The endpoint is ``/mcp`` for streamable HTTP and ``/sse`` for SSE. With
 ``--require-bearer`` every request without ``Authorization: Bearer TOKEN`` is answered 401.
 
-Faults, for the fault matrix: ``--hang-on-initialize`` never answers a POST that carries ``initialize``, and
+Faults, for the fault matrix: ``--hang-on-initialize`` never answers a POST that carries ``initialize`` or
+``server/discover`` (the handshake of either protocol generation), and
 ``--hang-on-notifications`` one that carries a notification (``notifications/initialized`` first);
 ``--fail-with-500 AFTER`` answers HTTP 500 to every POST after the first AFTER; ``--bare-400-on-sse-path`` (SSE
 only) answers a POST to the event stream's path with a plain-text 400, as some SSE-only servers do to a
@@ -142,7 +143,7 @@ class Misbehave:
             if not message.get("more_body", False):
                 break
         self.posts += 1
-        if self.hang_on_initialize and b'"initialize"' in body:
+        if self.hang_on_initialize and (b'"initialize"' in body or b'"server/discover"' in body):
             await anyio.sleep_forever()
         if self.hang_on_notifications and b'"notifications/' in body and b'"id"' not in body:
             await anyio.sleep_forever()

@@ -9,10 +9,10 @@ socket listens. Another path is answered 404; with ``--require-bearer`` a handsh
 ``Authorization: Bearer TOKEN`` is answered 401.
 
 Faults, for the fault matrix, named as the misbehaving stdio server names them: ``--hang-on-initialize``
-drops ``initialize`` requests unanswered; ``--garbage`` sends a frame that is not JSON and one of partial
-JSON before each message; ``--unknown-id`` sends every response a second time with an unknown id;
-``--fail-with-500 AFTER`` answers HTTP 500 to every opening handshake after the first AFTER. ``--max-size``
-raises the largest frame the server accepts (the websockets library's 1 MiB by default).
+drops ``initialize`` and ``server/discover`` requests unanswered; ``--garbage`` sends a frame that is not
+JSON and one of partial JSON before each message; ``--unknown-id`` sends every response a second time with
+an unknown id; ``--fail-with-500 AFTER`` answers HTTP 500 to every opening handshake after the first AFTER.
+``--max-size`` raises the largest frame the server accepts (the websockets library's 1 MiB by default).
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ async def main() -> None:
                         except ValueError as exc:
                             await read_writer.send(exc)
                             continue
-                        if args.hang_on_initialize and getattr(message, "method", None) == "initialize":
+                        if args.hang_on_initialize and getattr(message, "method", None) in (
+                            "initialize",
+                            "server/discover",
+                        ):
                             continue
                         await read_writer.send(SessionMessage(message))
                 except ConnectionClosed:
