@@ -36,7 +36,7 @@ __all__ = [
     "entries_of",
 ]
 
-logger = logging.getLogger("mcp_connections.adapters")
+logger = logging.getLogger(__name__)
 
 
 class ToolEntry(Protocol):

@@ -50,7 +50,7 @@ from ._source import Lifecycle
 
 __all__ = ["ManagedSessionTransport"]
 
-logger = logging.getLogger("mcp_connections.adapters")
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 

@@ -42,7 +42,7 @@ from ._source import Lifecycle, as_source, call_safely
 
 __all__ = ["ManagedMCPServer"]
 
-logger = logging.getLogger("mcp_connections.adapters")
+logger = logging.getLogger(__name__)
 
 
 class ManagedMCPServer(MCPServer):
