@@ -47,7 +47,7 @@ from .session import ManagedSession
 
 __all__ = ["Catalogue", "ChangeCallback", "Kind"]
 
-logger = logging.getLogger("mcp_connections.catalogue")
+logger = logging.getLogger(__name__)
 
 Kind = Literal["tools", "prompts", "resources"]
 KINDS: tuple[Kind, ...] = ("tools", "prompts", "resources")

@@ -25,7 +25,7 @@ import mcp_types as types
 
 __all__ = ["HOST_CALLBACKS", "apply_elicitation_defaults", "bind_host_callbacks", "pop_host_callbacks"]
 
-logger = logging.getLogger("mcp_connections.group")
+logger = logging.getLogger(__name__)
 
 HOST_CALLBACKS = ("elicitation_callback", "sampling_callback", "list_roots_callback")
 

@@ -28,7 +28,7 @@ from .errors import AuthError
 
 __all__ = ["LoopbackCallback", "free_loopback_port", "is_loopback_uri"]
 
-logger = logging.getLogger("mcp_connections.auth")
+logger = logging.getLogger(__name__)
 
 # Bound on reading one request from the browser: it sends a few hundred bytes at once.
 REQUEST_READ_TIMEOUT = 5.0

@@ -48,7 +48,7 @@ __all__ = [
     "scrub",
 ]
 
-logger = logging.getLogger("mcp_connections.auth")
+logger = logging.getLogger(__name__)
 
 # -- secrets out of logs ---------------------------------------------------------------------------------
 
@@ -113,13 +113,31 @@ _SECRET_LOGGERS = (
     "httpcore2",
     "httpcore2.http11",
     "httpcore2.connection",
+    # Ours: each module logs under its own name (a logger's filters do not see its children's records).
+    *(
+        f"mcp_connections.{module}"
+        for module in (
+            "_bridge",
+            "_failures",
+            "_generations",
+            "_host_callbacks",
+            "_http_hooks",
+            "_lifecycle",
+            "_loopback",
+            "_oauth_provider",
+            "_requests",
+            "_sign_in",
+            "_token_store",
+            "auth",
+            "base",
+            "group",
+            "session",
+            "sse",
+            "streamable_http",
+            "transports.http_or_sse",
+        )
+    ),
     "mcp_connections",
-    "mcp_connections.auth",
-    "mcp_connections.remote",
-    "mcp_connections.session",
-    "mcp_connections.streamable_http",
-    "mcp_connections.sse",
-    "mcp_connections.group",
 )
 
 

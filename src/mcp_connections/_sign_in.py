@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CALLBACK_PATH", "BrowserProvider", "Interaction", "no_interactive_login", "open_browser"]
 
-logger = logging.getLogger("mcp_connections.auth")
+logger = logging.getLogger(__name__)
 
 # The path of the default loopback redirect URI.
 CALLBACK_PATH = "/callback"

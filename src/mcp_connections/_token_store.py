@@ -27,7 +27,7 @@ import anyio
 
 __all__ = ["FileTokenStore", "MemoryTokenStore", "TokenStore", "default_token_directory"]
 
-logger = logging.getLogger("mcp_connections.auth")
+logger = logging.getLogger(__name__)
 
 _FILE_MODE = 0o600
 _DIRECTORY_MODE = 0o700

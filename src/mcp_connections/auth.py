@@ -59,7 +59,7 @@ __all__ = [
     "no_interactive_login",
 ]
 
-logger = logging.getLogger("mcp_connections.auth")
+logger = logging.getLogger(__name__)
 
 install_secret_redaction()
 
