@@ -637,7 +637,8 @@ def _nothing() -> Iterator[None]:
 
 def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
     """A progress callback that relays the backend's progress under the client's own token, if it sent one."""
-    if ctx.meta is None or ctx.meta.progress_token is None:
+    meta: Mapping[str, Any] = ctx.meta or {}
+    if meta.get("progress_token", meta.get("progressToken")) is None:
         return None
 
     async def relay(progress: float, total: float | None = None, message: str | None = None) -> None:
@@ -648,10 +649,9 @@ def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaita
 
 def _meta_for_backend(meta: types.RequestParamsMeta | None) -> dict[str, Any] | None:
     """The client's ``_meta`` for the backend, without its progress token (the backend gets the gateway's)."""
-    if meta is None:
+    if not meta:
         return None
-    data = meta.model_dump(by_alias=True, exclude_none=True)
-    data.pop("progressToken", None)
+    data = {k: v for k, v in meta.items() if k not in ("progress_token", "progressToken")}
     return {k: v for k, v in data.items() if not k.startswith("io.modelcontextprotocol/")} or None
 
 
