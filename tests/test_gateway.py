@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -69,7 +68,7 @@ class Inbox:
 @asynccontextmanager
 async def served_over_stdio(config: Path, *args: str, **session_options: Any) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(command=str(SCRIPT), args=["serve", str(config), *args])
-    with open(config.with_suffix(".stderr"), "w") as errlog:
+    with open(config.with_suffix(".stderr"), "w") as errlog:  # noqa: ASYNC230 (a file for the child's stderr)
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with ClientSession(read, write, **session_options) as session:
                 with anyio.fail_after(30):
@@ -257,15 +256,24 @@ def test_stdin_eof_stops_every_server_and_exits_zero(tmp_path: Path) -> None:
 
     def request(id_: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write((json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}) + "\n").encode())
+        process.stdin.write(
+            (json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}) + "\n").encode()
+        )
         process.stdin.flush()
         return json.loads(process.stdout.readline())
 
     try:
-        init = request(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+        init = request(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        )
         assert init["result"]["serverInfo"]["name"] == "mcp-connections"
         process.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
-        pids = [int(request(i, "tools/call", {"name": f"{n}__pid", "arguments": {}})["result"]["content"][0]["text"]) for i, n in ((2, "a"), (3, "b"))]
+        pids = [
+            int(request(i, "tools/call", {"name": f"{n}__pid", "arguments": {}})["result"]["content"][0]["text"])
+            for i, n in ((2, "a"), (3, "b"))
+        ]
         assert all(pid_alive(pid) for pid in pids)
         started = time.monotonic()
         process.stdin.close()

@@ -116,7 +116,7 @@ def discover_configs(
 
 def yaml_available() -> bool:
     try:
-        import yaml  # type: ignore[import-untyped]  # noqa: F401
+        import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
     except ImportError:
         return False
     return True
@@ -180,7 +180,7 @@ def _parse_yaml(text: str, source: str) -> Any:
     from ..errors import ConfigError
 
     try:
-        import yaml  # type: ignore[import-untyped]
+        import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise ConfigError(
             "this is a YAML file (Goose's config) and PyYAML is not installed; "
@@ -241,10 +241,10 @@ def config_path(path: str) -> str:
     if path != DEFAULT_CONFIG or candidate.exists():
         return path
     found = discover_configs()
-    for candidate in host_config_paths(Path.home(), sys.platform, os.environ, Path.cwd()):
-        if skipped_yaml(candidate.path) and Path(candidate.path).is_file():
+    for place in host_config_paths(Path.home(), sys.platform, os.environ, Path.cwd()):
+        if skipped_yaml(place.path) and Path(place.path).is_file():
             print(
-                f"mcp-connections: skipping {candidate.path} ({candidate.host}): it is YAML and PyYAML is not "
+                f"mcp-connections: skipping {place.path} ({place.host}): it is YAML and PyYAML is not "
                 "installed (pip install 'mcp-connections[yaml]')",
                 file=sys.stderr,
             )

@@ -43,7 +43,10 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for config in skipped:
         print(f"skipped {config.path} ({config.host}): YAML, and PyYAML is not installed", file=sys.stderr)
     if not found:
-        print("no MCP host config found (./mcp.json, Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, "
-              "Gemini CLI, Goose)", file=sys.stderr)
+        print(
+            "no MCP host config found (./mcp.json, Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, "
+            "Gemini CLI, Goose)",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -70,7 +70,7 @@ def run(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         logging.getLogger("mcp_connections.gateway").setLevel(logging.INFO)
         for handler in logging.getLogger().handlers:
             handler.setFormatter(logging.Formatter("mcp-connections: %(message)s"))
-    path = config_path(options.config)
+    path = os.path.abspath(config_path(options.config))
     configs = load(path)
     return anyio.run(_serve, path, configs, options, address, token)
 
@@ -139,6 +139,7 @@ async def _handle_signals(gateway: Gateway, path: str, stop: anyio.Event, tg: An
 
 def _kill_now(gateway: Gateway) -> None:
     """A second Ctrl-C: every server's process group killed, and out at once."""
+    import contextlib
     import signal
 
     from ..stdio import StdioConnectionManager
@@ -148,10 +149,8 @@ def _kill_now(gateway: Gateway) -> None:
         manager = gateway.group[name].manager
         pid = manager.pid if isinstance(manager, StdioConnectionManager) else None
         if pid:
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)  # each server leads its own process group
-            except OSError:
-                pass
     os._exit(130)
 
 
@@ -179,7 +178,7 @@ async def _watch(gateway: Gateway, path: str, stop: anyio.Event) -> None:
     except ImportError:
         _say("--watch needs watchfiles: pip install 'mcp-connections[watch]'; not watching")
         return
-    target = Path(path).resolve()
+    target = Path(path)  # absolute: run() made it so
 
     def concerns(change: Any, changed: str) -> bool:
         # Editors replace files (write a temporary, rename): watch the folder, keep events about the file.
@@ -188,7 +187,7 @@ async def _watch(gateway: Gateway, path: str, stop: anyio.Event) -> None:
     async for _changes in watchfiles.awatch(
         target.parent,
         watch_filter=concerns,
-        stop_event=stop,  # type: ignore[arg-type]
+        stop_event=stop,
         step=WATCH_STEP_MS,
         debounce=WATCH_DEBOUNCE_MS,
         recursive=False,

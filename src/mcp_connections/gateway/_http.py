@@ -36,7 +36,7 @@ logger = logging.getLogger("mcp_connections.gateway")
 HTTP_START_TIMEOUT = 30.0
 
 # Open streams (a client's GET stream never ends by itself) get this long to close at shutdown.
-GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
+GRACEFUL_SHUTDOWN_TIMEOUT = 1
 
 DEFAULT_HOST = "127.0.0.1"
 

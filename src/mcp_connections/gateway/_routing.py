@@ -142,7 +142,9 @@ def union_capabilities(offered: Iterable[types.ServerCapabilities | None]) -> se
     return names
 
 
-def health(statuses: Mapping[str, Any], required: Mapping[str, bool], *, show_errors: bool) -> tuple[int, dict[str, Any]]:
+def health(
+    statuses: Mapping[str, Any], required: Mapping[str, bool], *, show_errors: bool
+) -> tuple[int, dict[str, Any]]:
     """``/healthz``: (HTTP status, JSON body) from ``group.status()``.
 
     200 when every enabled ``required`` server is connected, or, when none is marked required, every

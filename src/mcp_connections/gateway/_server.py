@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
 import anyio.abc
@@ -42,6 +42,7 @@ from mcp.server.subscriptions import (
     ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
+    ServerEvent,
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPError
@@ -53,9 +54,13 @@ from ..errors import MCPConnectionError
 from ..group import ServerGroup
 from ..restart import RestartPolicy
 from ..session import ManagedSession
-from ._compat import CatalogueGroup as _CatalogueGroup
+
+if TYPE_CHECKING:
+    _CatalogueGroup = ServerGroup
+else:
+    from ._compat import CatalogueGroup as _CatalogueGroup
 from ._diff import ConfigDiff, diff_configs
-from ._routing import Snapshot, ServedTemplate, health, log_level_allows, most_verbose, union_capabilities
+from ._routing import ServedTemplate, Snapshot, health, log_level_allows, most_verbose, union_capabilities
 
 __all__ = ["DEFAULT_REQUEST_TIMEOUT", "Gateway"]
 
@@ -77,7 +82,11 @@ LIST_TIMEOUT = 10.0
 # Resource not found: the code the spec gives for a resources/read of an unknown URI.
 RESOURCE_NOT_FOUND = -32002
 
-_LIST_EVENTS = {"tools": ToolsListChanged, "prompts": PromptsListChanged, "resources": ResourcesListChanged}
+_LIST_EVENTS: dict[str, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "prompts": PromptsListChanged,
+    "resources": ResourcesListChanged,
+}
 _LIST_METHODS = {
     "tools": "notifications/tools/list_changed",
     "prompts": "notifications/prompts/list_changed",
@@ -124,17 +133,20 @@ class _ServerHooks:
     ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
         capability = types.ClientCapabilities(sampling=types.SamplingCapability())
         result_type: Any = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-        return await self._forward("sampling", capability, types.CreateMessageRequest(params=params), result_type)
+        request = types.CreateMessageRequest(params=params)
+        return cast(types.CreateMessageResult, await self._forward("sampling", capability, request, result_type))
 
     async def on_elicitation(
         self, context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult | types.ErrorData:
         capability = types.ClientCapabilities(elicitation=types.ElicitationCapability())
-        return await self._forward("elicitation", capability, types.ElicitRequest(params=params), types.ElicitResult)
+        request = types.ElicitRequest(params=params)
+        return cast(types.ElicitResult, await self._forward("elicitation", capability, request, types.ElicitResult))
 
     async def on_list_roots(self, context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
         capability = types.ClientCapabilities(roots=types.RootsCapability())
-        return await self._forward("roots", capability, types.ListRootsRequest(), types.ListRootsResult)
+        request = types.ListRootsRequest()
+        return cast(types.ListRootsResult, await self._forward("roots", capability, request, types.ListRootsResult))
 
     async def _forward(self, what: str, capability: types.ClientCapabilities, request: Any, result_type: Any) -> Any:
         call = self.calls[-1] if self.calls else None
@@ -206,7 +218,7 @@ class _GatewayGroup(_CatalogueGroup):
 
     def _forget(self, name: str) -> None:
         for table in (self._sessions, self.configs, self._transports, self._ready_in, self._tool_counts):
-            table.pop(name, None)  # type: ignore[attr-defined]
+            table.pop(name, None)
         self._start_errors.pop(name, None)
 
     def reorder(self, configs: Mapping[str, ServerConfig]) -> None:
@@ -597,6 +609,7 @@ class Gateway:
     ) -> types.CompleteResult:
         empty = types.CompleteResult(completion=types.Completion(values=[]))
         ref = params.ref
+        backend_ref: types.PromptReference | types.ResourceTemplateReference
         if isinstance(ref, types.PromptReference):
             entry = self._snapshot.prompt(ref.name)
             if entry is None:
@@ -622,7 +635,9 @@ class Gateway:
         except Exception as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=_describe(server, exc)) from exc
 
-    async def _set_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
+    async def _set_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
         client = self._client_of(ctx)
         if client is not None:
             client.level = params.level
