@@ -4,7 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+TOOLS := .tools
+# The MCP Inspector's CLI drives `serve` in the tests: a client nobody here wrote. Inspector 2.x needs
+# Node 22 (the machines have Node 20): npm's `node@22` package brings its own binary.
+INSPECTOR := @modelcontextprotocol/inspector@2.12.0
+INSPECTOR_DIR := $(TOOLS)/inspector
+INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-2.12.0
+
+.PHONY: demo test lint bench soak clean inspector
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mcp-connections demo
 
-test: $(STAMP)
+test: $(STAMP) $(INSPECTOR_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -30,5 +37,16 @@ bench: $(STAMP)
 soak: $(STAMP)
 	SOAK_SECONDS=$${SOAK_SECONDS:-300} $(BIN)/python -m pytest tests/soak -q -s -p no:cacheprovider --timeout=0
 
+$(INSPECTOR_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(INSPECTOR_DIR) && \
+		npm install --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error $(INSPECTOR) node@22 && \
+		touch $@; \
+	else \
+		echo "npm not found: the MCP Inspector tests (tests/test_gateway_inspector.py) will be skipped"; \
+	fi
+
+inspector: $(INSPECTOR_STAMP)
+
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache
