@@ -313,8 +313,40 @@ def test_sigterm_and_sigint_stop_every_server_and_exit_zero(tmp_path: Path) -> N
 
 def test_a_required_server_that_fails_stops_the_gateway_with_exit_one_and_says_why(tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {"bad": misbehaving("--exit-before-handshake", "3", required=True)})
-    result = subprocess.run(
-        [str(SCRIPT), "serve", str(config)], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve", str(config)],
+        stdin=subprocess.PIPE,  # held open: the gateway ends on its own
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert result.returncode == 1
-    assert "bad" in result.stderr and result.stdout == ""
+    try:
+        process.wait(timeout=60)  # not communicate(): that would close stdin
+        assert process.stdout is not None and process.stderr is not None
+        stdout, stderr = process.stdout.read(), process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert "not serving" in stderr and "bad" in stderr and stdout == ""
+
+
+@pytest.mark.anyio
+async def test_a_modern_client_discovers_the_gateway_and_calls_through_it_whatever_the_backends_speak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway answers discover within a few seconds, but its own start-up on a loaded machine may eat the
+    # SDK's 10 s probe budget: the probe gets more here.
+    monkeypatch.setattr("mcp.client.session.DISCOVER_TIMEOUT_SECONDS", 60.0)
+    config = write_config(tmp_path / "mcp.json", {"misb": misbehaving(), "demo": demo("demo")})
+    params = StdioServerParameters(command=str(SCRIPT), args=["serve", str(config)])
+    with open(tmp_path / "stderr", "w") as errlog:  # noqa: ASYNC230 (a file for the child's stderr)
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            with anyio.fail_after(30):
+                discovered = await session.discover()
+            assert discovered.capabilities.tools is not None
+            assert "misb__echo" in [tool.name for tool in (await session.list_tools()).tools]
+            assert text_of(await session.call_tool("misb__echo", {"text": "modern"})) == "modern"
+            result = await session.call_tool("demo__add", {"a": 1, "b": 1})
+            assert result.structured_content == {"result": 2.0}

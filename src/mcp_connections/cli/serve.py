@@ -84,18 +84,27 @@ async def _serve(path: str, configs: dict[str, Any], options: argparse.Namespace
     timeout = options.request_timeout if options.request_timeout is not None else DEFAULT_REQUEST_TIMEOUT
     gateway = Gateway(configs, tool_names=options.tool_names, request_timeout=timeout)
     stop = anyio.Event()
+    exit_code = 0
     async with anyio.create_task_group() as tg:
         tg.start_soon(_handle_signals, gateway, path, stop, tg)
         try:
-            try:
-                await gateway.__aenter__()
-            except GroupStartError as exc:
-                _say(f"not serving: {exc}")
-                return 1
-            try:
+            await gateway.__aenter__()  # the servers start in the background; requests wait for them
+
+            async def report_start() -> None:
+                nonlocal exit_code
+                try:
+                    await gateway.wait_started()
+                except GroupStartError as exc:
+                    _say(f"not serving: {exc}")
+                    exit_code = 1
+                    stop.set()
+                    return
                 _say_status(gateway, path)
                 if options.watch:
                     tg.start_soon(_watch, gateway, path, stop)
+
+            tg.start_soon(report_start)
+            try:
                 if address is None:
                     async with anyio.create_task_group() as serving:
 
@@ -114,11 +123,12 @@ async def _serve(path: str, configs: dict[str, Any], options: argparse.Namespace
 
                     await serve_http(gateway, host, port, token=token, stop=stop, on_ready=ready)
             finally:
-                _say("stopping every server")
+                if exit_code == 0:
+                    _say("stopping every server")
                 await gateway.aclose()
         finally:
             tg.cancel_scope.cancel()
-    return 0
+    return exit_code
 
 
 async def _handle_signals(gateway: Gateway, path: str, stop: anyio.Event, tg: Any) -> None:

@@ -50,7 +50,7 @@ from mcp.shared.message import ServerMessageMetadata
 
 from ..base import ConnectionState
 from ..config import ServerConfig, Transport
-from ..errors import MCPConnectionError
+from ..errors import GroupStartError, MCPConnectionError
 from ..group import ServerGroup
 from ..restart import RestartPolicy
 from ..session import ManagedSession
@@ -75,6 +75,10 @@ STOP_TIMEOUT = 8.0
 
 # Change notifications often come in bursts (a server re-registering twenty tools): one snapshot per burst.
 REFRESH_DEBOUNCE = 0.05
+
+# What initialize and server/discover wait for the servers' start before answering with what runs then: less
+# than the 10 s a modern client's discover probe waits (later requests wait for the whole start).
+HANDSHAKE_START_WAIT = 3.0
 
 # Bound on the listings a snapshot asks a backend for itself (resource templates).
 LIST_TIMEOUT = 10.0
@@ -277,7 +281,9 @@ class Gateway:
 
         self._hooks: dict[str, _ServerHooks] = {}
         self._clients: dict[int, _Client] = {}
-        self._snapshot = Snapshot()
+        self._snapshot = Snapshot(server_order=tuple(n for n, c in configs.items() if not c.disabled))
+        self._started = anyio.Event()
+        self.start_error: GroupStartError | None = None
         self._capabilities: dict[str, types.ServerCapabilities] = {}
         self._dirty = anyio.Event()
         self._reload_lock = anyio.Lock()
@@ -302,13 +308,39 @@ class Gateway:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Gateway:
-        await self.group.start()  # a required server's failure raises GroupStartError (all stopped)
-        await self.refresh()
+        """Start the group in the background (see ``wait_started``) and the catalogue watcher."""
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        task_group.start_soon(self._watch_catalogue)
+        task_group.start_soon(self._start_then_watch)
         return self
+
+    async def wait_started(self) -> None:
+        """Return once every server has started or failed; raise ``GroupStartError`` if a required one failed."""
+        await self._started.wait()
+        if self.start_error is not None:
+            raise self.start_error
+
+    async def _start_then_watch(self) -> None:
+        try:
+            await self.group.start()  # a required server's failure raises GroupStartError (all stopped)
+        except GroupStartError as exc:
+            self.start_error = exc
+            self._started.set()
+            return
+        await self.refresh()
+        self._started.set()
+        await self._watch_catalogue()
+
+    async def _gate(self, ctx: ServerRequestContext[Any, Any], call_next: Callable[..., Awaitable[Any]]) -> Any:
+        """Requests wait for the servers' start; the handshake only briefly, so that a client's probe is answered."""
+        if ctx.request_id is not None and ctx.method != "ping" and not self._started.is_set():
+            if ctx.method in ("initialize", "server/discover"):
+                with anyio.move_on_after(HANDSHAKE_START_WAIT):
+                    await self._started.wait()
+            else:
+                await self._started.wait()
+        return await call_next(ctx)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -414,7 +446,7 @@ class Gateway:
         previous, self._snapshot = self._snapshot, snapshot
         changed = snapshot.changed_lists(previous) if previous.server_order else []
         for kind in changed:
-            logger.info("gateway: the %s list changed; telling %d clients", kind, len(self._clients))
+            logger.debug("gateway: the %s list changed; telling %d clients", kind, len(self._clients))
             await self._announce(kind)
         await self._apply_log_level()
         return changed
@@ -510,6 +542,7 @@ class Gateway:
         for method, params_type, handler in handlers:
             server.add_request_handler(method, params_type, handler)
         server.add_notification_handler("notifications/initialized", types.NotificationParams, self._initialized)
+        server.middleware.append(self._gate)
         return server
 
     def _client_of(self, ctx: ServerRequestContext[Any, Any]) -> _Client | None:

@@ -9,6 +9,7 @@ loop (cancellable) and reading what is there without blocking.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from typing import Any
 
@@ -57,7 +58,11 @@ def _stdin() -> Any:
     if sys.platform == "win32":
         return None  # the SDK's threaded reader; a stop waits for the client to close stdin
     try:
-        return _StdinLines(sys.stdin.fileno())
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+            return None  # a file or /dev/null cannot be polled; reading it never blocks for long anyway
+        return _StdinLines(fd)
     except (AttributeError, OSError, ValueError):
         return None
 
