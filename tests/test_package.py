@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mcp_connections
 from mcp_connections import errors
 
@@ -18,9 +20,31 @@ SRC = ROOT / "src" / "mcp_connections"
 def test_all_is_sorted_and_names_exactly_what_the_package_exports() -> None:
     names = mcp_connections.__all__
     assert names == sorted(names)
+    for name in names:  # each resolves, lazily or not
+        assert getattr(mcp_connections, name) is not None
+    # Resolved, the lazy names are attributes like the others: nothing public is missing from __all__.
     public = {name for name in vars(mcp_connections) if not name.startswith("_")}
     modules = {name for name in public if type(getattr(mcp_connections, name)).__name__ == "module"}
     assert set(names) == public - modules
+    assert set(names) <= set(dir(mcp_connections))
+
+
+def test_every_lazy_export_is_in_all_and_imported_for_type_checkers_from_the_same_module() -> None:
+    lazy: dict[str, str] = mcp_connections._LAZY
+    assert set(lazy) <= set(mcp_connections.__all__)
+    tree = ast.parse((SRC / "__init__.py").read_text())
+    seen: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in {"TYPE_CHECKING", "_typing.TYPE_CHECKING"}:
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom), ast.unparse(stmt)
+                seen.update({alias.name: "." * stmt.level + (stmt.module or "") for alias in stmt.names})
+    assert seen == lazy, "the TYPE_CHECKING imports and the lazy table must name the same things"
+
+
+def test_a_name_the_package_does_not_export_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        mcp_connections.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_every_error_is_reexported_and_documented_in_the_hierarchy_tree() -> None:

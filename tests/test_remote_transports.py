@@ -14,7 +14,7 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from mcp_connections import ConnectError, ConnectionLostError, ConnectionState
-from mcp_connections._remote import RemoteConnectionManager
+from mcp_connections._bridge import RemoteConnectionManager
 
 from .helpers import Snapshot, remote
 from .helpers.remote import BEARER_TOKEN, RemoteServer, assert_no_growth, free_port, make_manager, running_server

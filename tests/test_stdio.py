@@ -230,7 +230,7 @@ async def test_a_server_whose_grandchild_holds_the_pipes_is_seen_exiting(tmp_pat
 
 async def test_a_server_that_floods_stderr_never_stalls_and_the_tail_stays_bounded() -> None:
     sink = NullWriter()
-    manager = StdioConnectionManager(misbehaving("--flood-stderr", "100"), errlog=sink)  # type: ignore[arg-type]
+    manager = StdioConnectionManager(misbehaving("--flood-stderr", "100"), errlog=sink)
     read, write = await manager.start()
     with anyio.fail_after(30):
         async with ClientSession(read, write) as session:

@@ -48,7 +48,7 @@ from .errors import ConnectError, ConnectionLostError, MCPConnectionError
 
 __all__ = ["ConnectionManager", "ConnectionState"]
 
-logger = logging.getLogger("mcp_connections")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -97,8 +97,9 @@ class ConnectionManager(ABC, Generic[T]):
     the truth about the connection at all times; ``wait_closed()`` returns once it has ended.
     """
 
-    def __init__(self) -> None:
-        self.name: str = type(self).__name__
+    def __init__(self, *, name: str | None = None) -> None:
+        """``name`` is how errors and logs name this server (a transport picks a default: its command or URL)."""
+        self.name: str = name or type(self).__name__
         self._state = ConnectionState.IDLE
         self._error: BaseException | None = None
         self._connection: T | None = None

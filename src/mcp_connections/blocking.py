@@ -40,7 +40,7 @@ from .session import ManagedSession, StateCallback
 
 __all__ = ["BlockingGroup", "BlockingSession"]
 
-logger = logging.getLogger("mcp_connections.blocking")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -184,26 +184,21 @@ class BlockingSession(_StartedInWith):
     ``on_state_change`` callbacks run in the session's loop thread and must not call blocking methods.
     """
 
+    _finalizer: weakref.finalize[..., BlockingSession] | None
+
     def __init__(self, manager: ConnectionManager[Any], **options: Any) -> None:
         session = ManagedSession(manager, **options)
-        self._get: Callable[[], ManagedSession] = lambda: session
-        self._loop = _Loop(session.name)
-        self._parent: BlockingGroup | None = None
+        self._attach(lambda: session, _Loop(session.name))
         # Also runs at interpreter exit while the object is still referenced: no server outlives us.
-        self._finalizer: weakref.finalize[..., BlockingSession] | None = weakref.finalize(
-            self, self._loop.close, session.stop
-        )
+        self._finalizer = weakref.finalize(self, self._loop.close, session.stop)
 
-    @classmethod
-    def _member(cls, parent: BlockingGroup, name: str) -> BlockingSession:
-        """A view of one server of a group, on the group's loop."""
-        member = cls.__new__(cls)
-        group = parent.group
-        member._get = lambda: group[name]
-        member._loop = parent._loop
-        member._parent = parent  # keeps the group, and so its loop, alive while the view is used
-        member._finalizer = None
-        return member
+    def _attach(self, get: Callable[[], ManagedSession], loop: _Loop, parent: BlockingGroup | None = None) -> None:
+        """What every blocking session is made of: its session (looked up at each use), its loop and, for a
+        group's member, the group (kept alive, with its loop, while the view is used)."""
+        self._get = get
+        self._loop = loop
+        self._parent = parent
+        self._finalizer = None
 
     # -- state -----------------------------------------------------------------------------------------
 
@@ -311,6 +306,14 @@ class BlockingSession(_StartedInWith):
         return self._request(self._get().get_prompt, name, arguments, timeout=timeout)
 
 
+class _GroupMember(BlockingSession):
+    """A view of one server of a group, on the group's loop; it owns neither the session nor the loop."""
+
+    def __init__(self, parent: BlockingGroup, name: str) -> None:  # not BlockingSession's: a view builds nothing
+        group = parent.group
+        self._attach(lambda: group[name], parent._loop, parent)
+
+
 class BlockingGroup(_StartedInWith):
     """A ``ServerGroup`` with blocking methods, for synchronous code and notebooks.
 
@@ -337,7 +340,7 @@ class BlockingGroup(_StartedInWith):
 
     def __getitem__(self, name: str) -> BlockingSession:
         self.group[name]  # KeyError for an unknown name, now
-        return BlockingSession._member(self, name)
+        return _GroupMember(self, name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.group)

@@ -24,26 +24,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from ._redact import redact_url
 from .errors import ConfigError
 from .restart import RestartPolicy
+from .transports import registry
 
 __all__ = ["ServerConfig", "Transport", "load_config", "parse_config"]
 
-Transport = Literal["stdio", "streamable-http", "sse", "websocket"]
-
-_TRANSPORT_NAMES: dict[str, Transport] = {
-    "stdio": "stdio",
-    "streamable-http": "streamable-http",
-    "streamable_http": "streamable-http",
-    "streamablehttp": "streamable-http",
-    "http": "streamable-http",
-    "sse": "sse",
-    "websocket": "websocket",
-    "ws": "websocket",
-}
+#: A transport's canonical name, as ``mcp_connections.transports.registry`` knows it: ``"stdio"``,
+#: ``"streamable-http"``, ``"sse"``, ``"websocket"``, or one registered since.
+Transport: TypeAlias = str
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -173,15 +165,16 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
     field_name = "transport" if "transport" in entry else "type"
     transport: Transport | None
     if raw_transport is None:
-        transport = "stdio" if command is not None else _guess_transport(url or "")
-    elif not isinstance(raw_transport, str) or raw_transport.lower() not in _TRANSPORT_NAMES:
-        known = ", ".join(sorted(_TRANSPORT_NAMES))
+        transport = registry.for_command() if command is not None else _guess_transport(url or "")
+    elif not isinstance(raw_transport, str) or raw_transport not in registry:
+        known = ", ".join(sorted(registry.names()))
         raise error(f"unknown transport {raw_transport!r}; use one of {known}", field_name)
     else:
-        transport = _TRANSPORT_NAMES[raw_transport.lower()]
-    if transport == "stdio" and command is None:
-        raise error("the stdio transport needs 'command'", field_name)
-    if transport not in (None, "stdio") and url is None:
+        transport = registry.canonical(raw_transport)
+    needs = registry.get(transport).needs
+    if needs == "command" and command is None:
+        raise error(f"the {transport} transport needs 'command'", field_name)
+    if needs == "url" and url is None:
         raise error(f"the {transport} transport needs 'url'", field_name)
 
     inherit_env = entry.get("inherit_env", False)
@@ -236,13 +229,9 @@ def _parse_restart(value: Any, error: Any) -> RestartPolicy | Literal["default"]
 
 
 def _guess_transport(url: str) -> Transport | None:
-    lowered = url.lower()
-    if lowered.startswith(("ws://", "wss://")):
-        return "websocket"
-    path = lowered.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-    if path.endswith("/sse"):
-        return "sse"
-    return None
+    """The transport that claims a URL (``ws://`` is WebSocket, a path ending in ``/sse`` SSE), or None: found
+    out by connecting (streamable HTTP, then SSE)."""
+    return registry.guess(url)
 
 
 def _kind(value: Any) -> str:

@@ -43,10 +43,14 @@ class MCPConnectionError(Exception):
 
 
 class ConnectError(MCPConnectionError):
-    """The connection could not be established."""
+    """The connection could not be established.
 
-    #: The HTTP status the server answered with, when that is why (remote transports).
-    http_status: int | None = None
+    ``http_status`` is the HTTP status the server answered with, when that is why (remote transports).
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, http_status: int | None = None) -> None:
+        self.http_status = http_status
+        super().__init__(message, server=server)
 
 
 class ServerStartError(ConnectError):

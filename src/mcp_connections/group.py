@@ -7,14 +7,14 @@ the rest run on, unless it was marked ``required``, in which case the whole grou
 ``GroupStartError`` lists every failure. Each session keeps its own restart policy, so a crash in one
 server touches no other.
 
-A server given by URL without a transport is tried over streamable HTTP first; when the server
-answers that first request with 400, 404 or 405 (it only speaks the older SSE transport), the group
-falls back to SSE, and the status says which transport was used.
+Managers come from the transport registry (``mcp_connections.transports``), by each entry's transport.
+A server given by URL without a transport gets the registry's URL fallback, which tries streamable HTTP
+first and SSE when the server answers that first request with 400, 404 or 405 (it only speaks the older
+SSE transport); the status says which transport was used.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -22,24 +22,25 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import mcp_types as types
-from mcp.client.stdio import StdioServerParameters
 
+from ._textsink import PrefixedTextSink, TextSink
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
-from .config import ServerConfig, Transport, load_config, parse_config
-from .errors import ConnectError, GroupStartError, MCPConnectionError
+from .config import ServerConfig, load_config, parse_config
+from .errors import GroupStartError, MCPConnectionError
 from .session import ManagedSession
 from .stdio import StdioConnectionManager
+from .transports import TransportOptions, registry
 
 __all__ = ["ServerGroup", "ServerStatus"]
 
-logger = logging.getLogger("mcp_connections.group")
+logger = logging.getLogger(__name__)
 
-# Statuses with which a streamable HTTP endpoint says "not here, try the older SSE transport".
-_SSE_FALLBACK_STATUSES = (400, 404, 405)
+# What a URL entry without a transport says before its first connect has found it out.
+_UNDECIDED_URL_TRANSPORT = "streamable-http"
 
 # Options of ManagedSession that a config entry may set, and the group's defaults may too.
 _SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval")
@@ -59,20 +60,12 @@ class ServerStatus:
     error: str | None
 
 
-class _PrefixedErrlog(io.TextIOBase):
-    """Server stderr with the server's name before each line, so many servers can share one stream."""
+@runtime_checkable
+class _FindsTransport(Protocol):
+    """A manager that finds out its transport by connecting (the registry's URL fallback)."""
 
-    def __init__(self, name: str, target: TextIO) -> None:
-        self._prefix = f"[{name}] "
-        self._target = target
-
-    def write(self, text: str) -> int:
-        lines = text.splitlines(keepends=True)
-        self._target.write("".join(self._prefix + line for line in lines))
-        return len(text)
-
-    def flush(self) -> None:
-        self._target.flush()
+    @property
+    def used_transport(self) -> str | None: ...
 
 
 class ServerGroup:
@@ -81,9 +74,10 @@ class ServerGroup:
     def __init__(self, configs: Mapping[str, ServerConfig], **defaults: Any) -> None:
         """``defaults`` are ``ManagedSession`` options (``restart``, ``init_timeout``, ``request_timeout``,
         ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves, plus
-        ``errlog``, where the stderr of every stdio server goes (each line prefixed with its name)."""
+        ``errlog``, where the stderr of every stdio server goes (each line prefixed with its name; default
+        ``sys.stderr``, ``None`` discards it)."""
         self.configs = dict(configs)
-        self._errlog: TextIO | None = defaults.pop("errlog", None)
+        self._errlog: TextSink | None = defaults.pop("errlog", sys.stderr)
         self._defaults = defaults
         self._sessions: dict[str, ManagedSession] = {}
         self._transports: dict[str, str] = {}
@@ -92,7 +86,7 @@ class ServerGroup:
         self._start_errors: dict[str, BaseException] = {}
         for name, config in self.configs.items():
             if not config.disabled:
-                self._sessions[name] = self._new_session(config, config.transport or "streamable-http")
+                self._sessions[name] = self._new_session(config)
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], **defaults: Any) -> ServerGroup:
@@ -103,9 +97,8 @@ class ServerGroup:
 
     # -- building sessions -----------------------------------------------------------------------------
 
-    def _new_session(self, config: ServerConfig, transport: Transport) -> ManagedSession:
-        manager = self._new_manager(config, transport)
-        manager.name = config.name
+    def _new_session(self, config: ServerConfig) -> ManagedSession:
+        manager = self._new_manager(config)
         options = dict(self._defaults)
         for key in _SESSION_OPTIONS:
             value = getattr(config, key)
@@ -114,30 +107,18 @@ class ServerGroup:
                     options["restart"] = value
             elif value is not None:
                 options[key] = value
-        self._transports[config.name] = transport
+        self._transports[config.name] = config.transport or _UNDECIDED_URL_TRANSPORT
         return ManagedSession(manager, **options)
 
-    def _new_manager(self, config: ServerConfig, transport: Transport) -> ConnectionManager[Any]:
-        if transport == "stdio":
-            assert config.command is not None
-            params = StdioServerParameters(
-                command=config.command, args=list(config.args), env=dict(config.env) or None, cwd=config.cwd
-            )
-            errlog = _PrefixedErrlog(config.name, self._errlog if self._errlog is not None else sys.stderr)
-            return StdioConnectionManager(params, errlog=errlog, inherit_env=config.inherit_env)  # type: ignore[arg-type]
-        assert config.url is not None
-        headers = dict(config.headers) or None
-        if transport == "sse":
-            from .sse import SseConnectionManager
+    def _new_manager(self, config: ServerConfig) -> ConnectionManager[Any]:
+        errlog = None if self._errlog is None else PrefixedTextSink(f"[{config.name}] ", self._errlog)
+        return registry.build(config, TransportOptions(errlog=errlog))
 
-            return SseConnectionManager(config.url, headers=headers)
-        if transport == "websocket":
-            from .websocket import WebSocketConnectionManager
-
-            return WebSocketConnectionManager(config.url, headers=headers)
-        from .streamable_http import StreamableHttpConnectionManager
-
-        return StreamableHttpConnectionManager(config.url, headers=headers)
+    def _transport_of(self, name: str) -> str:
+        """The transport a server uses: as configured, or as its manager found out by connecting."""
+        manager = self._sessions[name].manager
+        used = manager.used_transport if isinstance(manager, _FindsTransport) else None
+        return used or self._transports[name]
 
     # -- access ----------------------------------------------------------------------------------------
 
@@ -171,7 +152,7 @@ class ServerGroup:
             pid = getattr(manager, "pid", None) if isinstance(manager, StdioConnectionManager) else None
             result[name] = ServerStatus(
                 name=name,
-                transport=self._transports[name],
+                transport=self._transport_of(name),
                 state=session.state,
                 ready_in=self._ready_in.get(name),
                 restarts=session.restarts,
@@ -214,26 +195,7 @@ class ServerGroup:
             raise GroupStartError(self._start_errors)
 
     async def _start_server(self, name: str) -> None:
-        session = self._sessions[name]
-        config = self.configs[name]
-        try:
-            await session.start()
-        except ConnectError as exc:
-            if config.transport is not None or config.url is None or _http_status(exc) not in _SSE_FALLBACK_STATUSES:
-                raise
-            logger.info("%s: no streamable HTTP endpoint (%s); trying SSE", name, exc)
-            fallback = self._new_session(config, "sse")
-            for callback in session._callbacks:
-                fallback.on_state_change(callback)
-            self._sessions[name] = fallback
-            try:
-                await fallback.start()
-            except MCPConnectionError as sse_error:
-                self._sessions[name] = session
-                self._transports[name] = "streamable-http"
-                raise ConnectError(
-                    f"neither streamable HTTP ({exc.message}) nor SSE ({sse_error.message}) worked", server=name
-                ) from sse_error
+        await self._sessions[name].start()
 
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Stop every server concurrently, within ``timeout`` (plus a small margin); never raises."""
@@ -273,13 +235,3 @@ class ServerGroup:
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult:
         """Call ``tool`` on ``server``."""
         return await self[server].call_tool(tool, arguments)
-
-
-def _http_status(error: BaseException) -> int | None:
-    """The HTTP status a connect error was about, if any (from the error or its causes)."""
-    current: BaseException | None = error
-    while current is not None:
-        if isinstance(current, ConnectError) and current.http_status is not None:
-            return current.http_status
-        current = current.__cause__
-    return None

@@ -43,7 +43,7 @@ from .restart import RestartPolicy, RestartTracker
 
 __all__ = ["ManagedSession", "StateCallback"]
 
-logger = logging.getLogger("mcp_connections.session")
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 StateCallback = Callable[[ConnectionState, ConnectionState], object]

@@ -9,7 +9,7 @@ the request waits for an answer that cannot come. The manager watches for both w
 event hook on the client the SDK builds (through ``httpx_client_factory``): the event stream's body is
 wrapped so a transport error on it is a lost connection, an event stream that ends is one too, and a POST
 answered with an error status is one (the SDK's writer is gone after it). The manager owns the session's
-streams (see ``_remote``), so pending requests fail as soon as the loss is known.
+streams (see ``_bridge``), so pending requests fail as soon as the loss is known.
 """
 
 from __future__ import annotations
@@ -21,20 +21,14 @@ from contextlib import asynccontextmanager
 import httpx2
 from mcp.client.sse import sse_client
 
-from ._remote import (
-    SESSION_GONE,
-    Failure,
-    HttpClientFactory,
-    Lifetime,
-    RemoteHttpConnectionManager,
-    RemoteStreams,
-    describe_status,
-)
+from ._bridge import RemoteStreams, translated
+from ._failures import SESSION_GONE, Failure, describe_status
+from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["SseConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.sse")
+logger = logging.getLogger(__name__)
 
 # Bound on leaving the SDK's transport at stop: it only cancels its tasks and closes its client, so
 # anything slower is a stuck socket close.
@@ -46,7 +40,7 @@ class SseConnectionManager(RemoteHttpConnectionManager):
 
     ``timeout`` bounds connecting (up to the server's endpoint event) and every HTTP operation but
     reading the event stream; ``sse_read_timeout`` is how long the event stream may stay silent.
-    ``headers``, ``auth``, ``httpx_client_factory`` and userinfo in the URL work as for
+    ``headers``, ``auth``, ``httpx_client_factory``, ``name`` and userinfo in the URL work as for
     ``StreamableHttpConnectionManager``. The connection is ``(read_stream, write_stream)``.
     """
 
@@ -62,10 +56,13 @@ class SseConnectionManager(RemoteHttpConnectionManager):
         sse_read_timeout: float = 300,
         auth: httpx2.Auth | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory, name)
         self.sse_read_timeout = self.read_timeout
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

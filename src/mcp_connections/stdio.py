@@ -26,7 +26,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import TextIO
 
 import anyio
 import anyio.abc
@@ -35,12 +34,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.client.stdio import StdioServerParameters, get_default_environment
 from mcp.shared.message import SessionMessage
 
+from ._textsink import TextSink
 from .base import ConnectionManager
 from .errors import ConnectionLostError, ServerExitedError, ServerStartError
 
 __all__ = ["StdioConnectionManager", "StdioStreams"]
 
-logger = logging.getLogger("mcp_connections.stdio")
+logger = logging.getLogger(__name__)
 
 StdioStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 
@@ -90,20 +90,24 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
     def __init__(
         self,
         server_params: StdioServerParameters,
-        errlog: TextIO = sys.stderr,
+        errlog: TextSink | None = sys.stderr,
         *,
         inherit_env: bool | Sequence[str] = False,
+        name: str | None = None,
     ) -> None:
         """``inherit_env`` opts in to more of the caller's environment than the SDK's safe default (``HOME``,
         ``PATH``, ``USER``...): ``True`` for all of it, or the names of the variables to pass on. Without it
         a server never sees the caller's secrets (``AWS_*``, tokens) unless ``server_params.env`` names them.
+        ``name`` is how errors and logs name the server (default: its command line). ``errlog`` gets the
+        server's stderr as it comes: anything with ``write(str)`` and ``flush()``, or ``None`` to discard it
+        (``stderr_tail`` keeps its end either way).
         """
-        super().__init__()
+        super().__init__(name=name)
         self.server_params = server_params
         self.errlog = errlog
         self.inherit_env = inherit_env
         self.command_line = describe_command(server_params.command, server_params.args)
-        self.name = self.command_line
+        self.name = name or self.command_line
         self._process: anyio.abc.Process | None = None
         self._returncode: int | None = None
         self._tail = _StderrTail(STDERR_TAIL_CHARS)
@@ -305,6 +309,8 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
 
     def _emit_stderr(self, text: str) -> None:
         self._tail.add(text)
+        if self.errlog is None:
+            return
         try:
             self.errlog.write(text)
             self.errlog.flush()

@@ -19,7 +19,7 @@ on the client it gives the SDK:
 * anything that escapes the SDK (its task group crashing) is translated: a ``ConnectError`` while the
   server has never answered, a ``ConnectionLostError`` after.
 
-The manager owns the session's streams (see ``_remote``), so once the loss is known the session's read
+The manager owns the session's streams (see ``_bridge``), so once the loss is known the session's read
 stream ends and pending requests fail with "connection closed" within moments, not after ``read_timeout``.
 On stop the SDK ends the session with a DELETE, bounded by ``SESSION_END_TIMEOUT`` and stop()'s budget.
 """
@@ -36,20 +36,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, JSONRPCError
 
-from ._remote import (
-    MAX_MESSAGE_SIZE,
-    SESSION_GONE,
-    HttpClientFactory,
-    Lifetime,
-    RemoteHttpConnectionManager,
-    RemoteStreams,
-    describe_status,
-)
+from ._bridge import MAX_MESSAGE_SIZE, RemoteStreams, translated
+from ._failures import SESSION_GONE, describe_status
+from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["StreamableHttpConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.streamable_http")
+logger = logging.getLogger(__name__)
 
 # Bound on the DELETE that ends the server's session at stop: a courtesy to the server, which expires
 # idle sessions anyway, so not worth holding up a stop (and pointless once the server is gone).
@@ -66,8 +60,8 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
     for the next bytes of an answer (a long tool call) or of the server's event stream. ``headers`` go on
     every request; ``auth`` is an ``httpx2.Auth`` (OAuth providers included); ``httpx_client_factory``,
     when given, builds the client the way the SDK's ``create_mcp_http_client`` does. Userinfo in the URL
-    is sent as HTTP Basic authentication. The connection is ``(read_stream, write_stream)``, ready for
-    ``mcp.ClientSession(read, write)``.
+    is sent as HTTP Basic authentication. ``name`` is how errors and logs name the server (default: the
+    URL, redacted). The connection is ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
     """
 
     _transport_name = "streamable HTTP"
@@ -81,9 +75,12 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
         read_timeout: float = 300,
         auth: httpx2.Auth | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory)
+        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory, name)
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

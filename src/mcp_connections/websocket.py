@@ -38,22 +38,15 @@ from websockets.exceptions import (
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from ._bridge import MAX_MESSAGE_SIZE, SECRET_HEADERS, RemoteConnectionManager, RemoteStreams, translated
+from ._failures import Failure, describe_network_error, describe_status
 from ._redact import REDACTED, redact_url
-from ._remote import (
-    MAX_MESSAGE_SIZE,
-    SECRET_HEADERS,
-    Failure,
-    RemoteConnectionManager,
-    RemoteStreams,
-    describe_network_error,
-    describe_status,
-)
 from .base import describe_exception
 from .errors import ConfigError
 
 __all__ = ["WebSocketConnectionManager"]
 
-logger = logging.getLogger("mcp_connections.websocket")
+logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = Subprotocol("mcp")
 
@@ -72,7 +65,8 @@ class WebSocketConnectionManager(RemoteConnectionManager):
     """Connects to an MCP server's WebSocket endpoint (``ws://`` or ``wss://``).
 
     ``headers`` are sent on the opening handshake; userinfo in the URL is sent as HTTP Basic
-    authentication. ``timeout`` bounds the opening handshake. The connection is
+    authentication. ``timeout`` bounds the opening handshake; ``name`` is how errors and logs name the server
+    (default: the URL, redacted). The connection is
     ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
     """
 
@@ -81,13 +75,16 @@ class WebSocketConnectionManager(RemoteConnectionManager):
     _usual_paths = "a path such as /mcp or /ws"
     _transport_ended = "the WebSocket closed"
 
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5) -> None:
-        super().__init__(url, headers, timeout)
+    def __init__(
+        self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 5, *, name: str | None = None
+    ) -> None:
+        super().__init__(url, headers, timeout, name)
         try:
             parse_uri(self._url)
         except InvalidURI:
             raise ConfigError("invalid WebSocket URL", server=self.name) from None
 
+    @translated
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False

@@ -10,7 +10,6 @@ at the end, so a test's leak check sees only what the library left behind.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import subprocess
@@ -34,13 +33,6 @@ REMOTE = (HTTP, WS)
 
 _PATH = {HTTP: "/mcp", WS: "/mcp"}
 _SCHEME = {HTTP: "http", WS: "ws"}
-
-
-class NullWriter(io.TextIOBase):
-    """An errlog that throws the server's stderr away (``stderr_tail`` keeps the end of it)."""
-
-    def write(self, s: str) -> int:
-        return len(s)
 
 
 class ServerProcess:
@@ -146,7 +138,7 @@ class Rig:
         ``port`` a port to connect to where no server is started.
         """
         if self.transport == STDIO:
-            manager: Any = StdioConnectionManager(misbehaving(*flags), errlog=NullWriter())
+            manager: Any = StdioConnectionManager(misbehaving(*flags), errlog=None)
         else:
             if port is None:
                 if server is None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from mcp_connections._remote import RemoteConnectionManager
+from mcp_connections._bridge import RemoteConnectionManager
 from mcp_connections.sse import SseConnectionManager
 from mcp_connections.streamable_http import StreamableHttpConnectionManager
 from mcp_connections.websocket import WebSocketConnectionManager

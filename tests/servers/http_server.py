@@ -2,7 +2,7 @@
 
 Usage: http_server.py [--transport streamable-http|sse] [--require-bearer TOKEN] [--sse-path PATH]
                       [--port PORT] [--hang-on-initialize] [--hang-on-notifications] [--fail-with-500 AFTER]
-                      [--max-body BYTES]
+                      [--max-body BYTES] [--bare-400-on-sse-path]
 
 Listens on 127.0.0.1 on an ephemeral port (or PORT, to come back on the same one after a kill) and prints
 that port as stdout's first line once the socket listens (connections made before the app is ready wait
@@ -11,7 +11,9 @@ in the backlog). The endpoint is ``/mcp`` for streamable HTTP and ``/sse`` for S
 
 Faults, for the fault matrix: ``--hang-on-initialize`` never answers a POST that carries ``initialize``, and
 ``--hang-on-notifications`` one that carries a notification (``notifications/initialized`` first);
-``--fail-with-500 AFTER`` answers HTTP 500 to every POST after the first AFTER; ``--max-body`` raises the
+``--fail-with-500 AFTER`` answers HTTP 500 to every POST after the first AFTER; ``--bare-400-on-sse-path`` (SSE
+only) answers a POST to the event stream's path with a plain-text 400, as some SSE-only servers do to a
+streamable HTTP client (the SDK's app answers 405); ``--max-body`` raises the
 SDK's 4 MiB limit on a request body.
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size) (that many characters), crash() (the whole process
@@ -128,6 +130,21 @@ class Misbehave:
         await self.app(scope, replay, send)
 
 
+class Bare400:
+    """Answers a POST to one path with HTTP 400 and a plain-text body (no JSON-RPC error): not an MCP endpoint."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"Bad Request"})
+            return
+        await self.app(scope, receive, send)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http")
@@ -138,6 +155,7 @@ def main() -> None:
     parser.add_argument("--hang-on-notifications", action="store_true")
     parser.add_argument("--fail-with-500", type=int, metavar="AFTER")
     parser.add_argument("--max-body", type=int, metavar="BYTES")
+    parser.add_argument("--bare-400-on-sse-path", action="store_true")
     args = parser.parse_args()
     limits = {} if args.max_body is None else {"max_request_body_size": args.max_body}
 
@@ -150,6 +168,8 @@ def main() -> None:
     )
     if args.transport == "sse":
         app: ASGIApp = server.sse_app(sse_path=args.sse_path, transport_security=security, **limits)
+        if args.bare_400_on_sse_path:
+            app = Bare400(app, args.sse_path)
     else:
         # The app's lifespan runs the streamable HTTP session manager; uvicorn runs it (lifespan="on").
         app = server.streamable_http_app(transport_security=security, **limits)

@@ -36,7 +36,7 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from ..faults.rig import HTTP, NullWriter, ServerProcess, remote_server, warm_up
+from ..faults.rig import HTTP, ServerProcess, remote_server, warm_up
 from ..helpers import Snapshot, misbehaving, settle, wait_for_no_children
 from ..helpers.remote import make_manager
 
@@ -148,7 +148,7 @@ async def test_sessions_under_chaos_answer_right_or_fail_as_documented_and_leave
     before = Snapshot.take()
     stdio = [
         ManagedSession(
-            StdioConnectionManager(misbehaving(), errlog=NullWriter()),
+            StdioConnectionManager(misbehaving(), errlog=None),
             restart=POLICY,
             request_timeout=REQUEST_TIMEOUT,
             ping_interval=0.5,

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..base import ConnectionState
     from ..group import ServerGroup, ServerStatus
 
-__all__ = ["STATUS_HEADERS", "Discard", "Output", "start_with_progress", "status_json", "status_rows"]
+__all__ = ["STATUS_HEADERS", "Output", "start_with_progress", "status_json", "status_rows"]
 
 STATUS_HEADERS = ("server", "transport", "state", "ready in ms", "tools", "restarts", "error")
 
@@ -109,16 +109,3 @@ async def start_with_progress(group: ServerGroup, out: Output) -> None:
                 await group.start()
             finally:
                 tg.cancel_scope.cancel()
-
-
-class Discard:
-    """Where server stderr goes in the CLI: the managers keep its tail for error messages anyway."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False

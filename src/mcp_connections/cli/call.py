@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ._configs import DEFAULT_CONFIG, config_path, load
-from ._output import Discard, Output
+from ._output import Output
 
 __all__ = ["register", "run"]
 
@@ -40,7 +40,7 @@ async def run_call(path: str, server: str, tool: str, arguments: dict[str, Any],
     from ..errors import MCPConnectionError
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path, server), errlog=Discard())
+    group = ServerGroup(load(path, server), errlog=None)
     async with group:
         status = group.status()[server]
         if status.state is not ConnectionState.CONNECTED:

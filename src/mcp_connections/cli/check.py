@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ._configs import add_config_argument, config_path, load
-from ._output import STATUS_HEADERS, Discard, Output, start_with_progress, status_json, status_rows
+from ._output import STATUS_HEADERS, Output, start_with_progress, status_json, status_rows
 
 __all__ = ["register", "run"]
 
@@ -38,7 +38,7 @@ async def run_check(path: str, as_json: bool, timeout: float, out: Output) -> in
     from ..errors import GroupStartError
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path), errlog=Discard())
+    group = ServerGroup(load(path), errlog=None)
     try:
         with anyio.move_on_after(timeout) as scope:
             with suppress(GroupStartError):  # the table says which servers failed and why

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ._output import STATUS_HEADERS, Discard, Output, start_with_progress, status_rows
+from ._output import STATUS_HEADERS, Output, start_with_progress, status_rows
 
 __all__ = ["demo_config", "register", "run", "run_demo"]
 
@@ -86,7 +86,7 @@ async def run_demo(out: Output | None = None) -> int:
     out = out or Output()
     total_started = time.perf_counter()
     async with http_demo_server() as url:
-        group = ServerGroup.from_config(demo_config(url), errlog=Discard())
+        group = ServerGroup.from_config(demo_config(url), errlog=None)
         out.line("Starting three MCP servers concurrently: two over stdio, one over streamable HTTP.")
         started = time.perf_counter()
         try:

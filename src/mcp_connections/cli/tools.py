@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ._configs import add_config_argument, config_path, load
-from ._output import Discard, Output
+from ._output import Output
 
 __all__ = ["register", "run"]
 
@@ -28,7 +28,7 @@ async def run_tools(path: str, server: str | None, as_json: bool, out: Output) -
 
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path, server), errlog=Discard())
+    group = ServerGroup(load(path, server), errlog=None)
     async with group:
         tools = await group.list_tools()
         statuses = group.status()
