@@ -49,7 +49,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 
 from ..base import ConnectionState
-from ..config import ServerConfig, Transport
+from ..config import ServerConfig
 from ..errors import GroupStartError, MCPConnectionError
 from ..group import ServerGroup
 from ..restart import RestartPolicy
@@ -182,14 +182,14 @@ class _ServerHooks:
 
 
 class _GatewayGroup(_CatalogueGroup):
-    """The group, with each session given its server's own callbacks (also the sessions of an SSE fallback)."""
+    """The group, with each session given its server's own callbacks."""
 
     def __init__(self, gateway: Gateway, configs: Mapping[str, ServerConfig], **defaults: Any) -> None:
         self._gateway = gateway
         super().__init__(configs, **defaults)
 
-    def _new_session(self, config: ServerConfig, transport: Transport) -> ManagedSession:
-        session = super()._new_session(config, transport)
+    def _new_session(self, config: ServerConfig) -> ManagedSession:
+        session = super()._new_session(config)
         session.session_options.update(self._gateway._hooks_for(config.name).options())
         return session
 
@@ -201,7 +201,7 @@ class _GatewayGroup(_CatalogueGroup):
             raise ValueError(f"server {config.name!r} is already in the group")
         self.configs[config.name] = config
         if not config.disabled:
-            self._sessions[config.name] = self._new_session(config, config.transport or "streamable-http")
+            self._sessions[config.name] = self._new_session(config)
 
     async def start_server(self, name: str) -> None:
         """Start one server of a running group; a failure is recorded in its status and raised."""
