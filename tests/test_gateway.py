@@ -350,3 +350,24 @@ async def test_a_modern_client_discovers_the_gateway_and_calls_through_it_whatev
             assert text_of(await session.call_tool("misb__echo", {"text": "modern"})) == "modern"
             result = await session.call_tool("demo__add", {"a": 1, "b": 1})
             assert result.structured_content == {"result": 2.0}
+
+
+@pytest.mark.anyio
+async def test_a_modern_client_listening_for_changes_hears_of_a_backends_new_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp.client.subscriptions import ToolsListChanged, listen
+
+    monkeypatch.setattr("mcp.client.session.DISCOVER_TIMEOUT_SECONDS", 60.0)
+    config = write_config(tmp_path / "mcp.json", {"back": backend("back", tmp_path)})
+    params = StdioServerParameters(command=str(SCRIPT), args=["serve", str(config)])
+    with open(tmp_path / "stderr", "w") as errlog:  # noqa: ASYNC230 (a file for the child's stderr)
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            with anyio.fail_after(60):
+                await session.discover()
+            async with listen(session, tools_list_changed=True) as subscription:
+                assert text_of(await session.call_tool("back__grow", {"tool": "later"})) == "grown"
+                with anyio.fail_after(15):
+                    event = await subscription.__anext__()
+                assert isinstance(event, ToolsListChanged)
+            assert "back__later" in [tool.name for tool in (await session.list_tools()).tools]
