@@ -47,6 +47,7 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..base import ConnectionState
 from ..config import ServerConfig
@@ -551,6 +552,8 @@ class Gateway:
         connection = getattr(ctx.session, "_connection", None)
         if connection is None or not connection.has_standalone_channel:
             return None
+        if connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return None  # modern clients hear of changes through subscriptions/listen, and get no standalone logs
         client = self._clients.get(id(connection))
         if client is None:
             client = self._clients[id(connection)] = _Client(connection)
