@@ -10,8 +10,10 @@ TOOLS := .tools
 INSPECTOR := @modelcontextprotocol/inspector@2.12.0
 INSPECTOR_DIR := $(TOOLS)/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-2.12.0
+PEERS := $(TOOLS)/peers
+PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test lint bench soak clean inspector
+.PHONY: demo test lint bench soak clean inspector bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # The soak runs 30 s inside `make test`; here 5 minutes unless SOAK_SECONDS says otherwise.
@@ -47,6 +49,16 @@ $(INSPECTOR_STAMP):
 	fi
 
 inspector: $(INSPECTOR_STAMP)
+
+# The gateway's peers for `make bench`, each in a venv of its own: mcp-proxy needs mcp<2.
+$(PEERS_STAMP):
+	$(PYTHON) -m venv $(PEERS)/fastmcp
+	$(PEERS)/fastmcp/bin/python -m pip install --quiet fastmcp==4.1.6
+	$(PYTHON) -m venv $(PEERS)/mcp-proxy
+	$(PEERS)/mcp-proxy/bin/python -m pip install --quiet mcp-proxy==0.13.0
+	touch $@
+
+bench-peers: $(PEERS_STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache

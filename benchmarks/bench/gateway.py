@@ -7,13 +7,16 @@ the gateway, which speaks streamable HTTP to the demo server, against the client
 directly. Then ``GATEWAY_CLIENTS`` clients, each with its own HTTP session, call through the gateway at once:
 calls per second and errors.
 
-Peers (fastmcp's ``create_proxy``, mcp-proxy) need SDKs of their own (mcp-proxy needs ``mcp<2``); they are not
-measured here: see benchmarks/README.md for the commands that put them in venvs under ``.tools/``.
+Peers (section ``peers``): the same call through fastmcp's ``create_proxy`` (over stdio and HTTP) and through
+mcp-proxy (HTTP), against the gateway, all fronting the stdlib server. They need SDKs of their own (mcp-proxy
+needs ``mcp<2``), so they live in venvs under ``.tools/peers`` that ``make bench-peers`` creates; without them the
+section is skipped.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -27,7 +30,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from .clients import STDLIB_SERVER
-from .harness import OURS, RAW, Counts, Metric, Report, figure, log, percentile, sides
+from .harness import HERE, OURS, RAW, ROOT, Counts, Metric, Report, figure, log, percentile, sides
 
 GATEWAY = [sys.executable, "-m", "mcp_connections.cli", "serve"]
 
@@ -190,3 +193,115 @@ async def _many_clients(report: Report, url: str, tool: str) -> None:
     report.add(
         Metric("gateway_http_clients_errors", "gateway, errors among those calls", "count", [errors], max_ours=0)
     )
+
+
+# Peers, each in a venv of its own (mcp-proxy needs mcp<2): `make bench-peers` makes them.
+PEERS = ROOT / ".tools" / "peers"
+FASTMCP_PYTHON = PEERS / "fastmcp" / "bin" / "python"
+MCP_PROXY = PEERS / "mcp-proxy" / "bin" / "mcp-proxy"
+FASTMCP_PROXY = HERE / "servers" / "fastmcp_proxy.py"
+
+
+def peers_available() -> bool:
+    if FASTMCP_PYTHON.exists() and MCP_PROXY.exists():
+        return True
+    log(f"gateway peers: skipped, no venvs under {PEERS} (make bench-peers makes them)")
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def _listening(command: list[str], port: int) -> AsyncIterator[str]:
+    """Run an HTTP server that says nothing on stdout; yield its URL once its port accepts connections."""
+    process = await anyio.open_process(command, stdout=None, stderr=None, start_new_session=True)
+    try:
+        with anyio.fail_after(START_TIMEOUT):
+            while True:
+                try:
+                    stream = await anyio.connect_tcp("127.0.0.1", port)
+                except OSError:
+                    await anyio.sleep(0.1)
+                    continue
+                await stream.aclose()
+                break
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        with anyio.move_on_after(15):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await process.aclose()
+
+
+async def _echo_tool(session: ClientSession) -> str:
+    return next(tool.name for tool in (await session.list_tools()).tools if tool.name.endswith("echo"))
+
+
+async def _p50(session: ClientSession, n: int) -> list[float]:
+    tool = await _echo_tool(session)
+    await _sequential(session, tool, 20)
+    return await _sequential(session, tool, n)
+
+
+@figure("peers", 62, available=peers_available)
+async def bench_gateway_peers(report: Report, counts: Counts) -> None:
+    """The gateway against fastmcp's create_proxy (stdio, HTTP) and mcp-proxy (HTTP), all before the stdlib server."""
+    rounds, n = counts.http_rounds, counts.http_calls
+    log(f"gateway peers: {rounds} rounds of {n} calls through ours, fastmcp's proxy and mcp-proxy")
+    backend = {"command": STDLIB_SERVER.command, "args": list(STDLIB_SERVER.args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _config(Path(tmp), {"s": backend})
+        stdio: dict[str, list[float]] = {OURS: [], RAW: []}
+        fastmcp_stdio = StdioServerParameters(command=str(FASTMCP_PYTHON), args=[str(FASTMCP_PROXY), str(config)])
+        ours_stdio = StdioServerParameters(command=GATEWAY[0], args=[*GATEWAY[1:], str(config)])
+        for r in range(rounds):
+            for side in sides(r):
+                async with _stdio_session(ours_stdio if side == OURS else fastmcp_stdio) as session:
+                    stdio[side].append(percentile(await _p50(session, n), 50))
+        note = "ours = this gateway, raw = the peer, same backend"
+        report.add(
+            Metric(
+                "peer_fastmcp_p50_stdio", "call p50 vs fastmcp proxy, stdio", "s", stdio[OURS], stdio[RAW], note=note
+            )
+        )
+        async with AsyncExitStack() as stack:
+            ours_url = await stack.enter_async_context(_process([*GATEWAY, str(config), "--http", "0"]))
+            port = _free_port()
+            fastmcp_url = await stack.enter_async_context(
+                _listening([str(FASTMCP_PYTHON), str(FASTMCP_PROXY), str(config), str(port)], port)
+            )
+            port = _free_port()
+            proxy_url = await stack.enter_async_context(
+                _listening(
+                    [
+                        str(MCP_PROXY),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--",
+                        backend["command"],
+                        *backend["args"],
+                    ],
+                    port,
+                )
+            )
+            for label, key, peer_url in (
+                ("fastmcp proxy", "fastmcp", fastmcp_url),
+                ("mcp-proxy", "mcp_proxy", proxy_url),
+            ):
+                http: dict[str, list[float]] = {OURS: [], RAW: []}
+                for r in range(rounds):
+                    for side in sides(r):
+                        async with _http_session(ours_url if side == OURS else peer_url) as session:
+                            http[side].append(percentile(await _p50(session, n), 50))
+                report.add(
+                    Metric(f"peer_{key}_p50_http", f"call p50 vs {label}, HTTP", "s", http[OURS], http[RAW], note=note)
+                )
