@@ -31,6 +31,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	$(BIN)/mypy --platform darwin src
+	$(BIN)/mypy --platform win32 src
 
 bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -27,7 +27,7 @@ from mcp_connections import (
     StdioConnectionManager,
 )
 
-from .helpers import Snapshot, misbehaving, pid_alive, settle
+from .helpers import Snapshot, misbehaving, pid_alive, settle, skip_websocket_on_trio
 from .helpers.remote import make_manager, running_server
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +45,9 @@ class Target:
 
 
 @pytest.fixture(params=TRANSPORTS)
-def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, anyio_backend: str) -> Iterator[Target]:
     transport: str = request.param
+    skip_websocket_on_trio(transport, anyio_backend)
     if transport == "stdio":
 
         def kill_stdio(manager: ConnectionManager[Any]) -> None:

@@ -314,3 +314,16 @@ async def test_fifty_start_stop_cycles_leak_no_descriptors_threads_or_tasks(remo
         for _ in range(50):
             await cycle()
     await assert_no_growth(before)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_websocket_transport_on_trio_fails_start_with_a_connect_error_that_says_it_needs_asyncio(
+    anyio_backend: str,
+) -> None:
+    manager = make_manager("websocket", f"ws://127.0.0.1:{free_port()}/mcp")
+    with pytest.raises(ConnectError, match="needs asyncio") as caught:
+        await manager.start()
+    assert manager.state is ConnectionState.FAILED and manager.error is caught.value
+    with anyio.fail_after(1):
+        await manager.wait_closed()
+        await manager.stop()

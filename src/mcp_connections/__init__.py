@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
     from .group import ServerGroup, ServerStatus
+    from .memory import InMemoryConnectionManager
     from .restart import RestartPolicy
     from .session import ManagedSession
     from .sse import SseConnectionManager
@@ -56,6 +57,7 @@ _LAZY: dict[str, str] = {
     "BlockingSession": ".blocking",
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
+    "InMemoryConnectionManager": ".memory",
     "ManagedSession": ".session",
     "RestartPolicy": ".restart",
     "ServerConfig": ".config",
@@ -101,6 +103,7 @@ __all__ = [
     "ConnectionState",
     "GroupStartError",
     "HandshakeTimeoutError",
+    "InMemoryConnectionManager",
     "MCPConnectionError",
     "ManagedSession",
     "RequestTimeoutError",

@@ -232,6 +232,22 @@ class BlockingSession(_StartedInWith):
         return self._get().initialize_result
 
     @property
+    def protocol_version(self) -> str | None:
+        return self._get().protocol_version
+
+    @property
+    def server_info(self) -> types.Implementation | None:
+        return self._get().server_info
+
+    @property
+    def capabilities(self) -> types.ServerCapabilities | None:
+        return self._get().capabilities
+
+    def on_list_changed(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``callback(kind)`` when the server's lists change, in the loop thread; see ``ManagedSession``."""
+        return self._get().on_list_changed(callback)
+
+    @property
     def session(self) -> ClientSession | None:
         """The current ``mcp.ClientSession`` (async; use it from the loop thread only), None when not connected."""
         return self._get().session
@@ -242,7 +258,7 @@ class BlockingSession(_StartedInWith):
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    def start(self) -> types.InitializeResult:
+    def start(self) -> types.InitializeResult | types.DiscoverResult:
         """Open the loop thread if needed, connect and initialize; see ``ManagedSession.start``."""
         portal = self._loop.open()
         return self._loop.run(portal, self._get().start)
@@ -267,10 +283,10 @@ class BlockingSession(_StartedInWith):
 
     # -- requests --------------------------------------------------------------------------------------
 
-    def _request(self, method: Callable[..., Awaitable[T]], *args: Any, timeout: float | None) -> T:
+    def _request(self, method: Callable[..., Awaitable[T]], *args: Any, timeout: float | None, **options: Any) -> T:
         session = self._get()
         portal = self._loop.running(f"{session.name}: the session is not running ({session.state}); call start() first")
-        kwargs = {} if timeout is _UNSET else {"timeout": timeout}
+        kwargs = options if timeout is _UNSET else {**options, "timeout": timeout}
         return self._loop.run(portal, functools.partial(method, *args, **kwargs))
 
     def send_ping(self, *, timeout: float | None = _UNSET) -> types.EmptyResult:
@@ -282,28 +298,73 @@ class BlockingSession(_StartedInWith):
         return self._request(self._get().list_tools, timeout=timeout)
 
     def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = _UNSET
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: Callable[[float, float | None, str | None], object] | None = None,
+        meta: types.RequestParamsMeta | None = None,
     ) -> types.CallToolResult:
-        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception."""
-        return self._request(self._get().call_tool, name, arguments, timeout=timeout)
+        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception.
+
+        ``progress_callback(progress, total, message)`` is a plain function, called in the loop thread.
+        """
+        progress = _async_progress(progress_callback)
+        return self._request(
+            self._get().call_tool, name, arguments, timeout=timeout, progress_callback=progress, meta=meta
+        )
 
     def list_resources(self, *, timeout: float | None = _UNSET) -> list[types.Resource]:
         """Every resource of the server (all pages)."""
         return self._request(self._get().list_resources, timeout=timeout)
 
-    def read_resource(self, uri: str, *, timeout: float | None = _UNSET) -> types.ReadResourceResult:
-        """Read one resource."""
-        return self._request(self._get().read_resource, uri, timeout=timeout)
+    def read_resource(
+        self,
+        uri: str,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: Callable[[float, float | None, str | None], object] | None = None,
+        meta: types.RequestParamsMeta | None = None,
+    ) -> types.ReadResourceResult:
+        """Read one resource (``progress_callback`` as for ``call_tool``)."""
+        progress = _async_progress(progress_callback)
+        return self._request(self._get().read_resource, uri, timeout=timeout, progress_callback=progress, meta=meta)
 
     def list_prompts(self, *, timeout: float | None = _UNSET) -> list[types.Prompt]:
         """Every prompt of the server (all pages)."""
         return self._request(self._get().list_prompts, timeout=timeout)
 
     def get_prompt(
-        self, name: str, arguments: dict[str, str] | None = None, *, timeout: float | None = _UNSET
+        self,
+        name: str,
+        arguments: dict[str, str] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: Callable[[float, float | None, str | None], object] | None = None,
+        meta: types.RequestParamsMeta | None = None,
     ) -> types.GetPromptResult:
-        """Get one prompt, filled with ``arguments``."""
-        return self._request(self._get().get_prompt, name, arguments, timeout=timeout)
+        """Get one prompt, filled with ``arguments`` (``progress_callback`` as for ``call_tool``)."""
+        progress = _async_progress(progress_callback)
+        return self._request(
+            self._get().get_prompt, name, arguments, timeout=timeout, progress_callback=progress, meta=meta
+        )
+
+
+def _async_progress(
+    callback: Callable[[float, float | None, str | None], object] | None,
+) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
+    """A plain progress function as the SDK's awaited ``ProgressFnT``; one that raises is logged, not raised."""
+    if callback is None:
+        return None
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        try:
+            callback(value, total, message)
+        except Exception:
+            logger.exception("progress callback %r raised", callback)
+
+    return progress
 
 
 class _GroupMember(BlockingSession):

@@ -59,6 +59,7 @@ class ServerConfig:
     request_timeout: float | None = None
     ping_interval: float | None = None
     inherit_env: bool | tuple[str, ...] = False
+    mode: str | None = None  # None: whatever the group says ("auto" by default); else "legacy" or a version
 
     def __repr__(self) -> str:
         # env and header values are secrets more often than not: show their names only.
@@ -183,6 +184,13 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
     elif not isinstance(inherit_env, bool):
         raise error(f"expected true, false or a list of variable names, got {_kind(inherit_env)}", "inherit_env")
 
+    mode = string("mode")
+    if mode is not None:
+        from ._generations import check_mode  # the SDK's list of versions, only when a config names one
+
+        if (problem := check_mode(mode)) is not None:
+            raise error(problem, "mode")
+
     args = entry.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise error(f"expected a list of strings, got {_kind(args)}", "args")
@@ -203,6 +211,7 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
         request_timeout=seconds("request_timeout"),
         ping_interval=seconds("ping_interval"),
         inherit_env=inherit_env,
+        mode=mode,
     )
 
 

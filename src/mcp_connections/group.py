@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 _UNDECIDED_URL_TRANSPORT = "streamable-http"
 
 # Options of ManagedSession that a config entry may set, and the group's defaults may too.
-_SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval")
+_SESSION_OPTIONS = ("restart", "init_timeout", "request_timeout", "ping_interval", "mode")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class ServerStatus:
     pid: int | None
     tools: int | None
     error: str | None
+    protocol_version: str | None = None  # negotiated: a modern version ("2026-07-28") or a handshake-era one
 
 
 @runtime_checkable
@@ -159,6 +160,7 @@ class ServerGroup:
                 pid=pid,
                 tools=self._tool_counts.get(name),
                 error=str(error) if error is not None else None,
+                protocol_version=session.protocol_version,
             )
         return result
 

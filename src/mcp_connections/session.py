@@ -1,11 +1,13 @@
-"""A session that stays usable: the MCP handshake, timeouts, health checks and restarts over a manager.
+"""A session that stays usable: negotiation, timeouts, health checks and restarts over a manager.
 
-Design: one task that the session owns (the *owner*) starts the manager, enters ``mcp.ClientSession``,
-runs ``initialize`` under ``init_timeout``, and then watches the connection: the manager ending (the
-server died), a ping going unanswered (the server hung), or ``stop()``. On a loss it tears the
-connection down, and when a ``RestartPolicy`` allows it, waits the policy's backoff and opens a new
-connection with a fresh ``initialize``. Every entry and exit of the transport and the ``ClientSession``
-happens in that one task, so any task may call the session's methods or stop it.
+Design: one task that the session owns (the *owner*) starts the manager, enters the SDK's ``mcp.Client``
+over its streams, lets it negotiate the protocol generation under ``init_timeout`` (``mode="auto"``:
+``server/discover``, falling back to the ``initialize`` handshake; see ``_generations``), and then watches
+the connection: the manager ending (the server died), a health probe going unanswered (the server hung),
+or ``stop()``. Beside it run the listen stream of a modern server and the delivery of list-changed
+callbacks. On a loss it tears the connection down, and when a ``RestartPolicy`` allows it, waits the
+policy's backoff and opens a new connection, negotiated afresh. Every entry and exit of the transport
+and the ``Client`` happens in that one task, so any task may call the session's methods or stop it.
 
 Requests run in the caller's task against the current connection, each inside a cancel scope that
 the owner cancels when that connection is lost: an in-flight request fails with
@@ -18,21 +20,34 @@ since the server never saw it.
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import mcp_types as types
-from mcp import ClientSession
+from mcp import Client, ClientSession
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared.exceptions import MCPError
 
-from .base import RUNNING_STATES, ConnectionManager, ConnectionState, consume_result, describe_exception
+from ._generations import (
+    CLIENT_OPTIONS,
+    ChangeKind,
+    StreamsTransport,
+    change_kind,
+    check_mode,
+    is_modern,
+    listen_filter,
+)
+from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, LifecycleOwner, Ready
+from ._requests import _UNSET, SessionRequests
+from .base import ConnectionManager, describe_exception
 from .errors import (
+    ConfigError,
     ConnectError,
     ConnectionLostError,
     HandshakeTimeoutError,
@@ -47,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 StateCallback = Callable[[ConnectionState, ConnectionState], object]
+ListChangedCallback = Callable[[ChangeKind], object]
 
 # Time a hung server (no answer to ping) gets to die before SIGKILL; it is hung, so no use waiting long.
 HUNG_SERVER_STOP_TIMEOUT = 1.0
@@ -54,20 +70,26 @@ HUNG_SERVER_STOP_TIMEOUT = 1.0
 # Time to wait, after a request saw its connection close, for the manager to say why.
 _LOSS_REASON_WAIT = 0.5
 
-# What stop() may take beyond its timeout to wind the owner task down.
-_STOP_MARGIN = 0.5
-
-_UNSET: Any = object()
+# Wait before re-opening a modern server's listen stream that dropped while the connection lived.
+_RELISTEN_DELAY = 1.0
 
 
 @dataclass(eq=False)
 class _Connection:
     """One connection's life: its ClientSession and the requests in flight on it."""
 
-    session: ClientSession
+    client: Client
     scopes: set[anyio.CancelScope] = field(default_factory=set)
     lost: MCPConnectionError | None = None
     ended: anyio.Event = field(default_factory=anyio.Event)
+    # Its HTTP session expired under a request: open a new one at once, not a restart the policy counts.
+    renew: bool = False
+    # Where list-changed callbacks run (not in the SDK's receive loop, which a callback's request would block).
+    tasks: anyio.abc.TaskGroup | None = None
+
+    @property
+    def session(self) -> ClientSession:
+        return self.client.session
 
     def end(self, error: MCPConnectionError) -> None:
         if self.lost is None:
@@ -76,12 +98,19 @@ class _Connection:
         for scope in list(self.scopes):
             scope.cancel()
 
+    def list_changed(self, kind: ChangeKind, session: ManagedSession) -> None:
+        if self.tasks is not None and session._list_changed:
+            self.tasks.start_soon(session._deliver_list_changed, kind)
 
-class ManagedSession:
-    """An ``mcp.ClientSession`` over a connection manager, kept alive and restarted by policy.
 
-    ``session_options`` go to ``mcp.ClientSession`` (``client_info``, ``sampling_callback``,
-    ``elicitation_callback``, ``list_roots_callback``, ``logging_callback``, ``message_handler``, ...).
+class ManagedSession(SessionRequests, LifecycleOwner):
+    """An MCP session over a connection manager, of either protocol generation, kept alive and restarted by policy.
+
+    ``mode`` is ``"auto"`` (probe ``server/discover``, fall back to the handshake, as ``mcp.Client`` does),
+    ``"legacy"`` (the handshake only) or a modern version string such as ``"2026-07-28"`` (pinned).
+    ``session_options`` go to ``mcp.Client`` (``client_info``, ``sampling_callback``, ``elicitation_callback``,
+    ``input_required_max_rounds``, ``list_roots_callback``, ``logging_callback``, ``message_handler``,
+    ``cache``, ...).
     """
 
     def __init__(
@@ -93,9 +122,16 @@ class ManagedSession:
         request_timeout: float | None = None,
         ping_interval: float | None = None,
         ping_timeout: float = 10.0,
+        mode: str = "auto",
         **session_options: Any,
     ) -> None:
+        if (problem := check_mode(mode)) is not None:
+            raise ConfigError(problem, server=manager.name)
+        unknown = sorted(set(session_options) - CLIENT_OPTIONS)
+        if unknown:
+            raise TypeError(f"ManagedSession got unknown options {unknown}; it takes those of mcp.Client")
         self.manager = manager
+        self.mode = mode
         self.restart_policy = restart
         self.init_timeout = init_timeout
         self.request_timeout = request_timeout
@@ -104,17 +140,25 @@ class ManagedSession:
         self.session_options = session_options
         self.restarts = 0
         self.initialize_result: types.InitializeResult | None = None
-        self._state = ConnectionState.IDLE
-        self._error: BaseException | None = None
+        self.discover_result: types.DiscoverResult | None = None
+        self.protocol_version: str | None = None
+        self.server_info: types.Implementation | None = None
+        self.capabilities: types.ServerCapabilities | None = None
+        self._list_changed: list[ListChangedCallback] = []
+        self._lifecycle: Lifecycle[types.InitializeResult | types.DiscoverResult] = Lifecycle(
+            self,
+            lambda: self.name,
+            logger,
+            what="session",
+            stopped_early="stop() was called before the session was initialized",
+            on_change=self._state_changed,
+        )
         self._callbacks: list[StateCallback] = []
         self._current: _Connection | None = None
-        self._changed: anyio.Event | None = None
-        self._closed: anyio.Event | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._owner_scope: anyio.CancelScope | None = None
-        self._stop_called = False
-        self._stop_deadline: float | None = None
-        self._renew: _Connection | None = None
+        # Set (and replaced) at every change of state: requests waiting for a connection watch it.
+        self._changed = anyio.Event()
+        # One callback for the manager's whole life: it ends whichever connection is current.
+        manager.add_close_callback(self._manager_closed)
 
     # -- state -----------------------------------------------------------------------------------------
 
@@ -124,126 +168,91 @@ class ManagedSession:
         return self.manager.name
 
     @property
-    def state(self) -> ConnectionState:
-        """Where the session is in its life; ``CONNECTING`` also while it reconnects."""
-        return self._state
-
-    @property
-    def error(self) -> BaseException | None:
-        """Why the session failed (or, while it reconnects, why it was lost), else None."""
-        return self._error
-
-    @property
     def session(self) -> ClientSession | None:
         """The current ``mcp.ClientSession``, for everything this class does not wrap; None when not connected."""
         current = self._current
-        return current.session if current is not None and self._state is ConnectionState.CONNECTED else None
+        return current.session if current is not None and self.state is ConnectionState.CONNECTED else None
 
     def on_state_change(self, callback: StateCallback) -> None:
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
 
+    def on_list_changed(self, callback: ListChangedCallback) -> Callable[[], None]:
+        """Call ``callback(kind)`` when the server's tools, prompts or resources change; returns a remover.
+
+        ``kind`` is ``"tools"``, ``"prompts"`` or ``"resources"``. It fires for a legacy server's
+        ``notifications/*/list_changed`` and for a modern server's ``subscriptions/listen`` events (the stream
+        is kept open by the session and opened again after a reconnect). The session's cached lists are
+        invalidated before it runs, so a ``list_tools()`` inside it sees the change. Plain or ``async def``;
+        one that raises is logged with the server's name.
+        """
+        self._list_changed.append(callback)
+
+        def remove() -> None:
+            if callback in self._list_changed:
+                self._list_changed.remove(callback)
+
+        return remove
+
     def _set_state(self, new: ConnectionState) -> None:
-        old = self._state
-        if new is old:
-            return
-        self._state = new
-        logger.debug("%s: session %s -> %s", self.name, old, new)
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = anyio.Event()
+        self._lifecycle.set_state(new)
+
+    def _state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
         for callback in list(self._callbacks):
             try:
                 callback(old, new)
             except Exception:
                 logger.exception("%s: state callback %r raised", self.name, callback)
 
+    def _manager_closed(self, manager: ConnectionManager[Any]) -> None:
+        current = self._current
+        if current is None:
+            return
+        error = manager.error
+        if not isinstance(error, MCPConnectionError):
+            error = ConnectionLostError("the connection closed", server=self.name)
+        current.end(error)
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self) -> types.InitializeResult:
-        """Connect and initialize; return the server's ``InitializeResult``.
+    async def start(self) -> types.InitializeResult | types.DiscoverResult:
+        """Connect and negotiate; return the server's ``InitializeResult`` (legacy) or ``DiscoverResult`` (modern).
 
         Raises ``RuntimeError`` when already running, ``HandshakeTimeoutError`` when the server does not
-        answer ``initialize`` within ``init_timeout`` (the server is stopped), and the manager's error
+        answer the negotiation within ``init_timeout`` (the server is stopped), and the manager's error
         when the connection cannot be made.
         """
-        if self._state is ConnectionState.STOPPING:
-            await self.wait_closed()
-        if self._state in RUNNING_STATES:
-            raise RuntimeError(f"{self.name}: start() called while {self._state}; call stop() first")
-        self._error = None
-        self._stop_called = False
-        self._stop_deadline = None
-        self._owner_scope = None
+        await self._lifecycle.prepare_start()
         self.restarts = 0
         self._changed = anyio.Event()
-        self._closed = anyio.Event()
-        self._set_state(ConnectionState.CONNECTING)
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[types.InitializeResult] = loop.create_future()
-        self._owner = loop.create_task(self._run(ready), name=f"mcp-connections session of {self.name}")
-        try:
-            return await asyncio.shield(ready)
-        except asyncio.CancelledError:
-            ready.add_done_callback(consume_result)
-            with anyio.CancelScope(shield=True):
-                await self.stop(HUNG_SERVER_STOP_TIMEOUT * 5)
-            raise
+        return await self._lifecycle.start(self._run, lambda: self.stop(ABANDONED_START_STOP_TIMEOUT))
 
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Close the session and its connection within ``timeout`` (plus a small margin); never raises."""
-        try:
-            if self._state not in RUNNING_STATES:
-                return
-            limit = timeout if timeout is not None and timeout > 0 else None
-            if not self._stop_called:
-                self._stop_called = True
-                self._stop_deadline = None if limit is None else anyio.current_time() + limit
-                self._set_state(ConnectionState.STOPPING)
-                if self._current is not None:  # in-flight requests learn why before the transport closes
-                    self._current.end(ConnectionLostError("the session was stopped", server=self.name))
-                if self._owner_scope is not None:
-                    self._owner_scope.cancel()
-            await self.manager.stop(self._budget())
-            closed = self._closed
-            assert closed is not None
-            with anyio.move_on_after(_STOP_MARGIN):
-                await closed.wait()
-        except Exception:
-            logger.exception("%s: error while stopping the session", self.name)
 
-    async def wait_closed(self) -> None:
-        """Return once the session has ended for good (stopped, or failed past its restart policy)."""
-        if self._closed is not None and self._state in RUNNING_STATES:
-            await self._closed.wait()
+        def request(previous: ConnectionState) -> None:
+            if self._current is not None:  # in-flight requests learn why before the transport closes
+                self._current.end(ConnectionLostError("the session was stopped", server=self.name))
+            self._lifecycle.cancel_owner()
+
+        await self._lifecycle.stop(timeout, request, lambda: self.manager.stop(self._stop_budget()))
 
     async def __aenter__(self) -> ManagedSession:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     def __repr__(self) -> str:
-        return f"<ManagedSession {self.name!r} state={self._state} restarts={self.restarts}>"
-
-    def _budget(self) -> float | None:
-        if self._stop_deadline is None:
-            return None
-        return max(0.0, self._stop_deadline - anyio.current_time())
+        return f"<ManagedSession {self.name!r} state={self.state} restarts={self.restarts}>"
 
     # -- the owner task --------------------------------------------------------------------------------
 
-    async def _run(self, ready: asyncio.Future[types.InitializeResult]) -> None:
+    async def _run(self, ready: Ready[types.InitializeResult | types.DiscoverResult]) -> BaseException | None:
         tracker = RestartTracker(self.restart_policy) if self.restart_policy is not None else None
         failure: BaseException | None = None
         try:
-            with anyio.CancelScope() as scope:
-                self._owner_scope = scope
-                if self._stop_called:
-                    scope.cancel()
+            with self._lifecycle.scope:
                 while True:
                     try:
                         await self._connect_and_serve(ready, tracker)
@@ -255,7 +264,7 @@ class ManagedSession:
                         continue
                     if self._stop_called:
                         break
-                    self._error = failure
+                    self._lifecycle.error = failure
                     if not ready.done():
                         break  # the first connection failed: start() reports it, no restart
                     delay = tracker.lost(anyio.current_time()) if tracker is not None else None
@@ -267,125 +276,214 @@ class ManagedSession:
                     logger.info("%s: connection lost (%s); restarting in %.2fs", self.name, failure, delay)
                     await anyio.sleep(delay)
                     self.restarts += 1
-        except Exception as exc:  # a bug of ours must not leave the session looking alive
-            logger.exception("%s: session task failed", self.name)
-            failure = ConnectError(f"session task failed: {describe_exception(exc)}", server=self.name)
-            failure.__cause__ = exc
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.stop(self._budget())
+                await self.manager.stop(self._stop_budget())
             current, self._current = self._current, None
             if current is not None:
                 current.end(ConnectionLostError("the session was stopped", server=self.name))
-            if self._stop_called:
-                if not ready.done():
-                    ready.set_exception(
-                        failure
-                        if isinstance(failure, MCPConnectionError) and not isinstance(failure, ConnectionLostError)
-                        else ConnectError("stop() was called before the session was initialized", server=self.name)
-                    )
-                self._set_state(ConnectionState.STOPPED)
-            else:
-                self._error = failure
-                if not ready.done():
-                    ready.set_exception(failure or ConnectError("the session ended", server=self.name))
-                self._set_state(ConnectionState.FAILED)
-            assert self._closed is not None
-            self._closed.set()
+        if self._stop_called:
+            if isinstance(failure, MCPConnectionError) and not isinstance(failure, ConnectionLostError):
+                ready.fail(failure)  # start() says why it did not get through, though the end is STOPPED
+            return None
+        return failure or ConnectError("the session ended", server=self.name)
 
     async def _connect_and_serve(
-        self, ready: asyncio.Future[types.InitializeResult], tracker: RestartTracker | None
+        self, ready: Ready[types.InitializeResult | types.DiscoverResult], tracker: RestartTracker | None
     ) -> None:
         """One connection, from start to end: raise the error that ended it; return to renew at once."""
         streams = await self.manager.start()
         try:
-            # Errors are returned out of the ClientSession, not raised inside it: its task group would
-            # wrap them in an ExceptionGroup.
-            async with ClientSession(*streams, **self.session_options) as session:
-                error = await self._serve(session, ready, tracker)
+            error = await self._negotiate_and_serve(streams, ready, tracker)
         finally:
             with anyio.CancelScope(shield=True):
-                await self.manager.stop(self._budget() if self._stop_called else HUNG_SERVER_STOP_TIMEOUT)
+                await self.manager.stop(self._stop_budget() if self._stop_called else HUNG_SERVER_STOP_TIMEOUT)
         if error is not None:
             raise error
 
-    async def _serve(
-        self, session: ClientSession, ready: asyncio.Future[types.InitializeResult], tracker: RestartTracker | None
+    async def _negotiate_and_serve(
+        self, streams: Any, ready: Ready[types.InitializeResult | types.DiscoverResult], tracker: RestartTracker | None
     ) -> MCPConnectionError | None:
-        try:
-            with anyio.fail_after(self.init_timeout):
-                result = await session.initialize()
-        except TimeoutError as exc:
-            error: MCPConnectionError = HandshakeTimeoutError(
-                f"no answer to initialize within {self.init_timeout:g}s; the server was stopped. "
-                "Check that it speaks MCP on this transport, or raise init_timeout.",
-                server=self.name,
-            )
-            error.__cause__ = exc
-            return error
-        except (MCPError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            error = await self._loss_reason(exc, "initialize")
+        connection: _Connection | None = None
+
+        async def on_message(message: Any) -> None:
+            kind = change_kind(message)
+            if kind is not None and connection is not None:
+                connection.list_changed(kind, self)
+            user = self.session_options.get("message_handler")
+            if user is not None:
+                await user(message)
+
+        client = Client(
+            StreamsTransport(streams), mode=self.mode, **{**self.session_options, "message_handler": on_message}
+        )
+        # Errors are returned out of the Client, not raised inside it: its task group would wrap them in an
+        # ExceptionGroup. The negotiation's deadline is lifted once it is done, from a scope that encloses the
+        # Client's task group (a scope around __aenter__ alone would be exited out of order).
+        with anyio.CancelScope(deadline=anyio.current_time() + self.init_timeout) as negotiation:
+            try:
+                await client.__aenter__()
+            except Exception as exc:
+                return await self._negotiation_failed(exc)
+            try:
+                negotiation.deadline = math.inf
+                connection = _Connection(client)
+                self._connected(client.session)
+                self._current = connection
+
+                def connected() -> None:
+                    self._lifecycle.error = None
+                    if tracker is not None:
+                        tracker.connected(anyio.current_time())
+                    self._set_state(ConnectionState.CONNECTED)
+                    ready.succeed(self.initialize_result or client.session.discover_result or _synthesized(client))
+
+                try:
+                    error = await self._watch(connection, connected)
+                    if connection.renew and not self._stop_called:
+                        return None
+                    return error
+                finally:
+                    self._current = None
+                    connection.end(
+                        ConnectionLostError("the session was stopped", server=self.name)
+                        if self._stop_called
+                        else ConnectionLostError("the connection was lost", server=self.name)
+                    )
+            finally:
+                # Right here, in no scope of its own: the Client's task group must be exited where it was entered.
+                try:
+                    await client.__aexit__(None, None, None)
+                except Exception as exc:  # the connection is over; how its teardown went is no news
+                    logger.debug("%s: closing the client: %s", self.name, describe_exception(exc))
+        return self._handshake_timeout(None)
+
+    def _connected(self, session: ClientSession) -> None:
+        """Record what the negotiation gave: version, server, capabilities."""
+        self.protocol_version = session.protocol_version
+        self.initialize_result = session.initialize_result
+        self.discover_result = session.discover_result
+        self.server_info = session.server_info
+        self.capabilities = session.server_capabilities
+
+    def _handshake_timeout(self, exc: BaseException | None) -> MCPConnectionError:
+        how = "" if self.mode == "legacy" else " (negotiating: server/discover, then the initialize handshake)"
+        error = HandshakeTimeoutError(
+            f"no answer to initialize within {self.init_timeout:g}s{how}; the server was stopped. "
+            "Check that it speaks MCP on this transport, or raise init_timeout.",
+            server=self.name,
+        )
+        error.__cause__ = exc or TimeoutError(f"no answer within init_timeout={self.init_timeout:g}s")
+        return error
+
+    async def _negotiation_failed(self, exc: BaseException) -> MCPConnectionError:
+        leaf = exc
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = next((e for e in leaf.exceptions if isinstance(e, Exception)), leaf.exceptions[0])
+        if isinstance(leaf, TimeoutError) or (isinstance(leaf, MCPError) and leaf.code == types.REQUEST_TIMEOUT):
+            return self._handshake_timeout(leaf)
+        if isinstance(leaf, MCPConnectionError):
+            return leaf
+        if isinstance(leaf, MCPError | anyio.BrokenResourceError | anyio.ClosedResourceError):
+            error = await self._loss_reason(leaf, "initialize" if self.mode == "legacy" else "the negotiation")
             if error.__cause__ is None:
-                error.__cause__ = exc
+                error.__cause__ = leaf
             return error
-        connection = _Connection(session)
-        self.initialize_result = result
-        self._current = connection
-        self._error = None
-        if tracker is not None:
-            tracker.connected(anyio.current_time())
-        self._set_state(ConnectionState.CONNECTED)
-        if not ready.done():
-            ready.set_result(result)
-        try:
-            error = await self._watch(connection)
-            if self._renew is connection and not self._stop_called:
-                self._renew = None
-                return None
-            return error
-        finally:
-            self._current = None
-            connection.end(
-                ConnectionLostError("the session was stopped", server=self.name)
-                if self._stop_called
-                else ConnectionLostError("the connection was lost", server=self.name)
-            )
+        error = ConnectError(f"the negotiation failed: {describe_exception(leaf)}", server=self.name)
+        error.__cause__ = leaf
+        return error
 
-    async def _watch(self, connection: _Connection) -> MCPConnectionError:
-        """Wait until the connection ends; return why (and end the connection's requests with it)."""
-
-        def manager_closed() -> None:
-            error = self.manager.error
-            if not isinstance(error, MCPConnectionError):
-                error = ConnectionLostError("the connection closed", server=self.name)
-            connection.end(error)
-
-        # A callback, not a task: one task less per connection, in memory and in start-up time.
-        remove = self.manager._on_closed(manager_closed)
-        try:
-            if not self.ping_interval:
-                await connection.ended.wait()
-            else:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
-                    await connection.ended.wait()
-                    tg.cancel_scope.cancel()
-        finally:
-            remove()
+    async def _watch(self, connection: _Connection, connected: Callable[[], None]) -> MCPConnectionError:
+        """Declare the connection up, once a modern server's listen stream is open (so that no change made
+        right after start() goes unheard), and wait until it ends; return why."""
+        if self.manager.state not in RUNNING_STATES:  # closed before we looked: the close callback came too early
+            self._manager_closed(self.manager)
+        async with anyio.create_task_group() as tg:
+            connection.tasks = tg
+            if is_modern(self.protocol_version):
+                await tg.start(self._listen, connection)
+            connected()
+            if self.ping_interval:
+                tg.start_soon(self._ping_until_hung, connection, self.ping_interval)
+            await connection.ended.wait()
+            connection.tasks = None
+            tg.cancel_scope.cancel()
         assert connection.lost is not None
         return connection.lost
+
+    async def _listen(
+        self, connection: _Connection, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep a modern server's ``subscriptions/listen`` stream open, so that its change events arrive.
+
+        Reports started once the server acknowledged the stream (or it could not be opened: the session
+        works without it)."""
+        wanted = listen_filter(self.capabilities)
+        started = False
+        try:
+            while any(wanted.values()):
+                try:
+                    # The ack may take init_timeout; once it came, the stream stays open as long as it likes.
+                    with anyio.CancelScope(deadline=anyio.current_time() + self.init_timeout) as ack:
+                        async with connection.client.listen(
+                            tools_list_changed=wanted["tools"],
+                            prompts_list_changed=wanted["prompts"],
+                            resources_list_changed=wanted["resources"],
+                        ) as subscription:
+                            ack.deadline = math.inf
+                            if not started:
+                                started = True
+                                task_status.started()
+                            # Each event is also handed to the message handler as the legacy notification
+                            # (after the cache eviction): on_message fires the callbacks, for both generations.
+                            async for _event in subscription:
+                                pass
+                    if ack.cancelled_caught:
+                        logger.info("%s: no answer to subscriptions/listen within %gs", self.name, self.init_timeout)
+                    return  # closed gracefully (or never acknowledged): the server has nothing more to tell
+                except ListenNotSupportedError:
+                    return
+                except (
+                    MCPError,
+                    SubscriptionLost,
+                    TimeoutError,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                ) as exc:
+                    if isinstance(exc, MCPError) and exc.code != types.CONNECTION_CLOSED:
+                        logger.info("%s: the server refused subscriptions/listen: %s", self.name, exc)
+                        return
+                    logger.debug("%s: the listen stream dropped (%s); opening it again", self.name, exc)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(_RELISTEN_DELAY)
+        finally:
+            if not started:
+                task_status.started()
+
+    async def _deliver_list_changed(self, kind: ChangeKind) -> None:
+        for callback in list(self._list_changed):
+            try:
+                result = callback(kind)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("%s: list-changed callback %r raised", self.name, callback)
 
     async def _ping_until_hung(self, connection: _Connection, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
+            what = "server/discover" if is_modern(self.protocol_version) else "ping"
             try:
                 with anyio.fail_after(self.ping_timeout):
-                    await connection.session.send_ping()
+                    await self._probe(connection)
             except TimeoutError:
-                logger.warning("%s: no answer to ping within %gs; stopping it", self.name, self.ping_timeout)
+                logger.warning("%s: no answer to %s within %gs; stopping it", self.name, what, self.ping_timeout)
                 connection.end(
                     ConnectionLostError(
-                        f"the server did not answer a ping within {self.ping_timeout:g}s and was stopped as hung",
+                        f"the server did not answer a ping ({what}) within {self.ping_timeout:g}s "
+                        "and was stopped as hung",
                         server=self.name,
                     )
                 )
@@ -393,6 +491,15 @@ class ManagedSession:
                 if exc.code == types.CONNECTION_CLOSED:
                     return  # the manager reports the reason
                 logger.debug("%s: ping answered with an error (alive): %s", self.name, exc)
+
+    async def _probe(self, connection: _Connection) -> None:
+        """The cheapest request of the connection's generation: ``ping``, or ``server/discover`` (ping is gone)."""
+        session = connection.session
+        if is_modern(session.protocol_version):
+            assert session.protocol_version is not None
+            await session.send_discover(session.protocol_version)
+        else:
+            await session.send_ping()
 
     async def _loss_reason(self, exc: BaseException, what: str) -> MCPConnectionError:
         """The manager's account of a connection that closed under a request, or a generic one."""
@@ -411,14 +518,14 @@ class ManagedSession:
     async def _acquire(self, deadline: float) -> _Connection:
         """The current connection, waiting (until ``deadline``) while the session (re)connects."""
         while True:
-            state = self._state
+            state = self.state
             current = self._current
             if state is ConnectionState.CONNECTED and current is not None and current.lost is None:
                 return current
             if state is ConnectionState.FAILED:
                 raise ConnectionLostError(
-                    f"the session has failed ({self._error}); start() it again", server=self.name
-                ) from self._error
+                    f"the session has failed ({self.error}); start() it again", server=self.name
+                ) from self.error
             if state in (ConnectionState.IDLE, ConnectionState.STOPPED, ConnectionState.STOPPING):
                 raise RuntimeError(f"{self.name}: the session is not running ({state}); call start() first")
             changed = self._changed
@@ -428,21 +535,19 @@ class ManagedSession:
                 continue
             raise RequestTimeoutError("no connection became ready before the request's timeout", server=self.name)
 
-    async def _request(
-        self, what: str, send: Callable[[ClientSession], Awaitable[R]], timeout: float | None = _UNSET
-    ) -> R:
+    async def _request(self, what: str, send: Callable[[Client], Awaitable[R]], timeout: float | None = _UNSET) -> R:
         if timeout is _UNSET:
             timeout = self.request_timeout
         deadline = anyio.current_time() + timeout if timeout is not None and timeout > 0 else math.inf
         retried = False
         while True:
             connection = self._current
-            if self._state is not ConnectionState.CONNECTED or connection is None or connection.lost is not None:
+            if self.state is not ConnectionState.CONNECTED or connection is None or connection.lost is not None:
                 connection = await self._acquire(deadline)
             with anyio.CancelScope(deadline=deadline) as scope:
                 connection.scopes.add(scope)
                 try:
-                    return await send(connection.session)
+                    return await send(connection.client)
                 except MCPError as exc:
                     if exc.code == types.CONNECTION_CLOSED:
                         lost = await self._lost_during(connection, what, exc)
@@ -451,7 +556,7 @@ class ManagedSession:
                         retried = True
                         logger.info("%s: HTTP session expired; re-initializing and sending %s again", self.name, what)
                         connection.end(ConnectionLostError("the HTTP session expired", server=self.name))
-                        self._renew = connection
+                        connection.renew = True
                         continue
                     raise
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
@@ -474,73 +579,16 @@ class ManagedSession:
         error.__cause__ = reason
         return error
 
-    async def send_ping(self, *, timeout: float | None = _UNSET) -> types.EmptyResult:
-        """Ping the server."""
-        return await self._request("ping", lambda s: s.send_ping(), timeout)
 
-    async def list_tools(self, *, timeout: float | None = _UNSET) -> list[types.Tool]:
-        """Every tool of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Tool]:
-            return await _all_pages(s.list_tools, lambda r: r.tools)
-
-        return await self._request("tools/list", send, timeout)
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = _UNSET
-    ) -> types.CallToolResult:
-        """Call a tool; a tool's own failure comes back as a result with ``is_error``, not as an exception."""
-
-        async def send(s: ClientSession) -> types.CallToolResult:
-            return await s.call_tool(name, arguments)
-
-        return await self._request(f"tools/call {name!r}", send, timeout)
-
-    async def list_resources(self, *, timeout: float | None = _UNSET) -> list[types.Resource]:
-        """Every resource of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Resource]:
-            return await _all_pages(s.list_resources, lambda r: r.resources)
-
-        return await self._request("resources/list", send, timeout)
-
-    async def read_resource(self, uri: str, *, timeout: float | None = _UNSET) -> types.ReadResourceResult:
-        """Read one resource."""
-
-        async def send(s: ClientSession) -> types.ReadResourceResult:
-            return await s.read_resource(uri)
-
-        return await self._request(f"resources/read {uri!r}", send, timeout)
-
-    async def list_prompts(self, *, timeout: float | None = _UNSET) -> list[types.Prompt]:
-        """Every prompt of the server (all pages)."""
-
-        async def send(s: ClientSession) -> list[types.Prompt]:
-            return await _all_pages(s.list_prompts, lambda r: r.prompts)
-
-        return await self._request("prompts/list", send, timeout)
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None = None, *, timeout: float | None = _UNSET
-    ) -> types.GetPromptResult:
-        """Get one prompt, filled with ``arguments``."""
-
-        async def send(s: ClientSession) -> types.GetPromptResult:
-            return await s.get_prompt(name, arguments)
-
-        return await self._request(f"prompts/get {name!r}", send, timeout)
-
-
-async def _all_pages(list_page: Callable[..., Awaitable[Any]], items: Callable[[Any], list[R]]) -> list[R]:
-    """Follow ``next_cursor`` through every page of a list request."""
-    result = await list_page()
-    collected = list(items(result))
-    seen: set[str] = set()
-    while result.next_cursor and result.next_cursor not in seen:
-        seen.add(result.next_cursor)
-        result = await list_page(params=types.PaginatedRequestParams(cursor=result.next_cursor))
-        collected.extend(items(result))
-    return collected
+def _synthesized(client: Client) -> types.DiscoverResult:
+    """What a pinned version stands on when no DiscoverResult was given: the version alone."""
+    return types.DiscoverResult(
+        supported_versions=[client.protocol_version],
+        capabilities=client.server_capabilities,
+        result_type="complete",
+        ttl_ms=0,
+        cache_scope="public",
+    )
 
 
 def _session_expired(exc: MCPError) -> bool:

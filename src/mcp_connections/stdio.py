@@ -6,12 +6,15 @@ error messages. This transport pipes stderr instead and reads it in a task of it
 to ``errlog`` as it comes and into a bounded tail that error messages quote, and the pipe is always
 drained so a server that floods stderr never stalls. Four tasks run beside the connection: stdout to the
 session (one JSON-RPC message per line), the session to stdin, stderr to ``errlog``, and an exit
-watcher that notices the server's death at once (a pidfd on Linux), even while a grandchild holds the
-pipes open.
+watcher that notices the server's death at once (a pidfd on Linux, a kqueue on macOS), even while a
+grandchild holds the pipes open.
 
-The server runs in a process group of its own. ``stop()`` follows the MCP spec's shutdown: close stdin,
-wait, SIGTERM the whole group, wait, SIGKILL the whole group; every wait is scaled to ``stop()``'s
-timeout and the sequence runs shielded from cancellation, so nothing outlives it.
+The server runs in a process tree of its own (a process group; a Job Object on Windows), through the
+platform backends of ``_process``. ``stop()`` follows the MCP spec's shutdown: close stdin, wait, SIGTERM
+the whole group, wait, SIGKILL the whole group (on Windows: close stdin, wait, terminate the job); every
+wait is scaled to ``stop()``'s timeout, the sequence runs shielded from cancellation, and whatever fails
+inside it, the whole tree is killed, so nothing outlives it. Line framing is ``_framing``'s, shared with
+the WebSocket transport.
 """
 
 from __future__ import annotations
@@ -22,39 +25,29 @@ import logging
 import os
 import shlex
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import anyio.abc
-import mcp_types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.client.stdio import StdioServerParameters, get_default_environment
 from mcp.shared.message import SessionMessage
 
+from . import _process
+from ._framing import LineReader, parse_message
+from ._process import ProcessTree
 from ._textsink import TextSink
 from .base import ConnectionManager
 from .errors import ConnectionLostError, ServerExitedError, ServerStartError
 
-__all__ = ["StdioConnectionManager", "StdioStreams"]
+__all__ = ["LineReader", "StdioConnectionManager", "StdioStreams"]
 
 logger = logging.getLogger(__name__)
 
 StdioStreams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
-
-# Grace for the server to exit on its own once its stdin closes (the spec's first shutdown step).
-STDIN_CLOSE_GRACE = 2.0
-
-# Grace between SIGTERM and SIGKILL to the process group.
-SIGTERM_GRACE = 2.0
-
-# Time for SIGKILL to land and the process to be reaped; only an unkillable (D-state) process uses it up.
-KILL_REAP_TIMEOUT = 2.0
-
-# Share of stop()'s budget that each of the two graceful steps may take; the rest is for the kill.
-_GRACE_SHARE = 0.4
 
 # After the server exits, time for its last stdout and stderr bytes to arrive before the loss is
 # reported, so pending answers are delivered and the error quotes the final stderr lines.
@@ -62,19 +55,6 @@ EXIT_DRAIN_TIMEOUT = 0.5
 
 # How much stderr (characters of text, at most as many bytes in UTF-8) error messages can quote.
 STDERR_TAIL_CHARS = 64 * 1024
-
-# How often to look at the process group while waiting for it to die: group members are not our
-# children, so no event tells us.
-_GROUP_POLL_INTERVAL = 0.01
-
-# Fallback poll for the server's exit where pidfds do not exist (not Linux).
-_EXIT_POLL_INTERVAL = 0.05
-
-# Poll for the loop's child watcher to reap a process we know has exited: it takes well under 1 ms.
-_REAP_POLL_INTERVAL = 0.001
-
-# Bound on that wait: the watcher thread only needs to be scheduled.
-_REAP_TIMEOUT = 1.0
 
 # Stderr lines quoted in an error message.
 _ERROR_TAIL_LINES = 10
@@ -108,14 +88,14 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         self.inherit_env = inherit_env
         self.command_line = describe_command(server_params.command, server_params.args)
         self.name = name or self.command_line
-        self._process: anyio.abc.Process | None = None
+        self._tree: ProcessTree | None = None
         self._returncode: int | None = None
         self._tail = _StderrTail(STDERR_TAIL_CHARS)
 
     @property
     def pid(self) -> int | None:
         """The server's process id, while it runs or after it ended; None before the first start."""
-        return self._process.pid if self._process is not None else None
+        return self._tree.pid if self._tree is not None else None
 
     @property
     def returncode(self) -> int | None:
@@ -134,8 +114,9 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         params = self.server_params
         self._tail = _StderrTail(STDERR_TAIL_CHARS)
         self._returncode = None
-        process = await self._spawn(params)
-        self._process = process
+        tree = await self._spawn(params)
+        self._tree = tree
+        process = tree.process
         # No await between the spawn and the shielded cleanup below, or a cancellation in the gap
         # would leak the live process.
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
@@ -146,7 +127,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         ended = anyio.Event()  # the server exited or its stdout closed, whichever came first
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_exit, process, exited, ended)
+                tg.start_soon(self._watch_exit, tree, exited, ended)
                 tg.start_soon(self._read_stdout, process, read_writer, stdout_done, ended)
                 tg.start_soon(self._write_stdin, process, write_reader)
                 tg.start_soon(self._read_stderr, process, stderr_done)
@@ -155,7 +136,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
                     yield read_stream, write_stream
                 finally:
                     with anyio.CancelScope(shield=True):
-                        await self._shut_down(process, exited)
+                        await _process.shut_down(tree, exited, self._stop_budget, self.name)
                         # The last stderr bytes, for stderr_tail; the pipe closes when the tree is dead.
                         with anyio.move_on_after(EXIT_DRAIN_TIMEOUT if exited.is_set() else 0):
                             await stderr_done.wait()
@@ -164,23 +145,21 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             with anyio.CancelScope(shield=True):
                 for stream in (read_writer, read_stream, write_stream, write_reader):
                     stream.close()
-                await _close_process(process, self._returncode is not None)
-                if process.returncode is not None:
-                    self._returncode = process.returncode
+                await tree.release()
+                if tree.returncode is not None:
+                    self._returncode = tree.returncode
 
-    async def _spawn(self, params: StdioServerParameters) -> anyio.abc.Process:
+    async def _spawn(self, params: StdioServerParameters) -> ProcessTree:
         cwd = Path(params.cwd) if params.cwd is not None else None
         env = get_default_environment() | self._inherited_env() | (params.env or {})
         try:
-            return await anyio.open_process(
-                [params.command, *params.args],
-                stdin=-1,
-                stdout=-1,
-                stderr=-1,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
+            return await _process.spawn([params.command, *params.args], cwd=cwd, env=env)
+        except NotImplementedError as exc:  # asyncio's SelectorEventLoop on Windows
+            raise ServerStartError(
+                f"cannot start {params.command!r}: this event loop cannot run subprocesses. On Windows, use "
+                "asyncio's default ProactorEventLoop (do not set WindowsSelectorEventLoopPolicy).",
+                server=self.name,
+            ) from exc
         except OSError as exc:
             raise ServerStartError(_explain_spawn_error(exc, params.command, cwd, env), server=self.name) from exc
         except ValueError as exc:  # embedded NUL bytes and the like
@@ -193,21 +172,10 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
             return {}
         return {name: os.environ[name] for name in self.inherit_env if name in os.environ}
 
-    async def _watch_exit(self, process: anyio.abc.Process, exited: anyio.Event, ended: anyio.Event) -> None:
+    async def _watch_exit(self, tree: ProcessTree, exited: anyio.Event, ended: anyio.Event) -> None:
         """Set ``exited`` (and ``ended``) as soon as the server process has exited."""
-        pidfd = _open_pidfd(process.pid)
-        try:
-            if pidfd is not None:
-                await anyio.wait_readable(pidfd)
-                self._returncode = _peek_returncode(pidfd)
-            # Without a pidfd (or if the loop's child watcher reaped it first), returncode tells.
-            while self._returncode is None and process.returncode is None:
-                await anyio.sleep(_REAP_POLL_INTERVAL if pidfd is not None else _EXIT_POLL_INTERVAL)
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-        if self._returncode is None:
-            self._returncode = process.returncode
+        await tree.wait_exit()
+        self._returncode = tree.returncode
         exited.set()
         ended.set()
 
@@ -268,7 +236,7 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         try:
             async for chunk in process.stdout:
                 for item in reader.feed(chunk):
-                    await sink.send(item if isinstance(item, Exception) else _parse_line(item))
+                    await sink.send(item if isinstance(item, Exception) else parse_message(item, "line", logger))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass  # our shutdown closed the pipe, or the session is gone
         finally:
@@ -317,77 +285,6 @@ class StdioConnectionManager(ConnectionManager[StdioStreams]):
         except (OSError, ValueError) as exc:  # closed or broken errlog: keep draining the pipe regardless
             logger.debug("%s: could not write server stderr to errlog: %s", self.name, exc)
 
-    async def _shut_down(self, process: anyio.abc.Process, exited: anyio.Event) -> None:
-        """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group: all within the stop budget."""
-        budget = self._stop_budget()
-
-        def share(cap: float) -> float:
-            return cap if budget is None else min(cap, budget * _GRACE_SHARE)
-
-        assert process.stdin is not None
-        with anyio.move_on_after(share(STDIN_CLOSE_GRACE)):
-            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await process.stdin.aclose()
-        if await _wait_tree_dead(process, exited, share(STDIN_CLOSE_GRACE)):
-            return
-        logger.debug("%s: still running after stdin closed; sending SIGTERM to its process group", self.name)
-        _signal_group(process.pid, signal.SIGTERM)
-        if await _wait_tree_dead(process, exited, share(SIGTERM_GRACE)):
-            return
-        logger.info("%s: still running after SIGTERM; sending SIGKILL to its process group", self.name)
-        _signal_group(process.pid, signal.SIGKILL)
-        remaining = self._stop_budget()
-        reap = KILL_REAP_TIMEOUT if remaining is None else max(remaining, 0.1)
-        if not await _wait_tree_dead(process, exited, reap):
-            logger.warning("%s: process group %d survived SIGKILL; abandoning it", self.name, process.pid)
-
-
-class LineReader:
-    """Splits a byte stream into decoded lines (pure logic, no I/O).
-
-    ``feed()`` returns the complete lines found so far; a decoding error comes back as the exception
-    in place of the bytes it spoiled. Lines of any length are fine: pieces are joined once, when the
-    line ends.
-    """
-
-    def __init__(self, encoding: str = "utf-8", errors: str = "strict") -> None:
-        self._decoder_factory = codecs.getincrementaldecoder(encoding)
-        self._errors = errors
-        self._decoder = self._decoder_factory(errors=errors)
-        self._pending: list[str] = []
-
-    def feed(self, data: bytes) -> list[str | Exception]:
-        try:
-            text = self._decoder.decode(data)
-        except UnicodeDecodeError as exc:
-            self._decoder = self._decoder_factory(errors=self._errors)
-            self._pending.clear()
-            return [exc]
-        if "\n" not in text:
-            if text:
-                self._pending.append(text)
-            return []
-        lines: list[str | Exception] = []
-        parts = text.split("\n")
-        if self._pending:
-            parts[0] = "".join(self._pending) + parts[0]
-            self._pending.clear()
-        if parts[-1]:
-            self._pending.append(parts[-1])
-        for line in parts[:-1]:
-            if line.strip():
-                lines.append(line)
-        return lines
-
-
-def _parse_line(line: str) -> SessionMessage | Exception:
-    """One stdout line as a message; a line that is not JSON-RPC comes back as the error, for the session."""
-    try:
-        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-    except ValueError as exc:
-        logger.warning("server wrote a line to stdout that is not JSON-RPC: %.200r", line)
-        return exc
-
 
 class _StderrTail:
     """The last ``limit`` characters of a text stream, cut at a line start when possible."""
@@ -412,7 +309,7 @@ class _StderrTail:
 
 def describe_command(command: str, args: list[str]) -> str:
     """The command line as a person would type it, shortened to a readable length."""
-    text = shlex.join([command, *args])
+    text = subprocess.list2cmdline([command, *args]) if os.name == "nt" else shlex.join([command, *args])
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -443,84 +340,3 @@ def _explain_spawn_error(exc: OSError, command: str, cwd: Path | None, env: dict
             f"({env.get('PATH', '<unset>')}). Install it or give its full path."
         )
     return f"cannot start {command!r}: {exc.strerror or exc}"
-
-
-def _open_pidfd(pid: int) -> int | None:
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return None
-    try:
-        fd: int = pidfd_open(pid)
-    except OSError:  # old kernel, or the process is already gone: fall back to polling returncode
-        return None
-    return fd
-
-
-def _peek_returncode(pidfd: int) -> int | None:
-    """The exit status of an exited process, read without reaping it (the loop's child watcher reaps)."""
-    try:
-        info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-    except (OSError, AttributeError):  # reaped already, or no P_PIDFD here: returncode will tell
-        return None
-    if info is None:
-        return None
-    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies left to a non-reaping init do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not sys.platform.startswith("linux"):
-        return True
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
-async def _wait_tree_dead(process: anyio.abc.Process, exited: anyio.Event, timeout: float) -> bool:
-    """Wait up to ``timeout`` for the server and every process of its group to be gone."""
-    with anyio.move_on_after(timeout):
-        await exited.wait()
-        while _group_alive(process.pid):
-            await anyio.sleep(_GROUP_POLL_INTERVAL)
-        return True
-    return exited.is_set() and not _group_alive(process.pid)
-
-
-async def _close_process(process: anyio.abc.Process, exited: bool) -> None:
-    """Release the pipes and the asyncio transport of a process that is dead (or abandoned)."""
-    if exited:
-        # Closing the transport before the child watcher reaps would reap it under the watcher's feet.
-        with anyio.move_on_after(_REAP_TIMEOUT):
-            while process.returncode is None:
-                await anyio.sleep(_REAP_POLL_INTERVAL)
-    for stream in (process.stdin, process.stdout, process.stderr):
-        if stream is not None:
-            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await stream.aclose()
-    # Nothing public closes the asyncio subprocess transport while a pipe end might still be held;
-    # without this it stays open and warns at garbage collection.
-    transport = getattr(getattr(process, "_process", None), "_transport", None)
-    close = getattr(transport, "close", None)
-    if callable(close):
-        with suppress(PermissionError, ProcessLookupError):
-            close()

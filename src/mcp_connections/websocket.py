@@ -1,10 +1,12 @@
 """A connection to an MCP server over a WebSocket (subprotocol ``mcp``, one JSON-RPC message per text frame).
 
 Design: the transport is written here on the ``websockets`` library's asyncio client, since the SDK has
-none. ``start()`` performs the opening handshake, bounded by ``timeout``: a refused connection, an unknown
-host, a TLS failure or an HTTP status instead of the upgrade (401, 403, 404) fails ``start()`` with a
-``ConnectError``. Two tasks run beside the connection: frames to the session (each text frame parsed as
-one message, a frame that is not JSON-RPC handed to the session as the error) and the session to frames.
+none; it is therefore the one transport that needs asyncio (under trio, ``start()`` raises a
+``ConnectError`` that says so). ``start()`` performs the opening handshake, bounded by ``timeout``: a
+refused connection, an unknown host, a TLS failure or an HTTP status instead of the upgrade (401, 403,
+404) fails ``start()`` with a ``ConnectError``. Two tasks run beside the connection: frames to the session
+(each text frame parsed as one message, a frame that is not JSON-RPC handed to the session as the error)
+and the session to frames.
 The connection ending in any way, a close frame, a dropped socket or a keepalive ping with no pong, is a
 lost connection: the manager reports why and ends the session's read stream, so pending requests fail
 at once. The library's keepalive pings notice a server that vanished without closing its socket.
@@ -23,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import mcp_types
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from websockets.asyncio.client import ClientConnection
@@ -40,9 +42,10 @@ from websockets.uri import parse_uri
 
 from ._bridge import MAX_MESSAGE_SIZE, SECRET_HEADERS, RemoteConnectionManager, RemoteStreams, translated
 from ._failures import Failure, describe_network_error, describe_status
+from ._framing import parse_message
 from ._redact import REDACTED, redact_url
 from .base import describe_exception
-from .errors import ConfigError
+from .errors import ConfigError, ConnectError
 
 __all__ = ["WebSocketConnectionManager"]
 
@@ -88,6 +91,13 @@ class WebSocketConnectionManager(RemoteConnectionManager):
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[RemoteStreams]:
         self._established = False
+        library = sniffio.current_async_library()
+        if library != "asyncio":
+            raise ConnectError(
+                f"the WebSocket transport needs asyncio (it runs on the websockets library's asyncio client), "
+                f"not {library}. Run this server under asyncio, or reach it over streamable HTTP.",
+                server=self.name,
+            )
         ws = await self._open()
         # No await between the open and the shielded cleanup below, or a cancellation would leak the socket.
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
@@ -224,11 +234,7 @@ def _parse_frame(frame: str | bytes) -> SessionMessage | Exception:
     if isinstance(frame, bytes):
         logger.warning("server sent a binary frame (%d bytes); MCP over WebSocket uses text frames", len(frame))
         return ValueError("binary WebSocket frame; MCP messages are sent as text frames")
-    try:
-        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(frame, by_name=False))
-    except ValueError as exc:
-        logger.warning("server sent a frame that is not JSON-RPC: %.200r", frame)
-        return exc
+    return parse_message(frame, "frame", logger)
 
 
 _DROPPED = Failure("the connection dropped without a closing handshake (the server went away)")

@@ -42,6 +42,13 @@ from ..helpers.remote import make_manager
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The soak runs once, on asyncio: its time is better spent on load than on a second backend."""
+    return "asyncio"
+
+
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS") or 30)
 
 STDIO_SESSIONS = 14

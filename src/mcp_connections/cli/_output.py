@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUS_HEADERS", "Output", "start_with_progress", "status_json", "status_rows"]
 
-STATUS_HEADERS = ("server", "transport", "state", "ready in ms", "tools", "restarts", "error")
+STATUS_HEADERS = ("server", "transport", "protocol", "state", "ready in ms", "tools", "restarts", "error")
 
 
 class Output:
@@ -51,7 +51,9 @@ def status_rows(statuses: dict[str, ServerStatus]) -> list[list[str]]:
         ready = f"{status.ready_in * 1000:.0f}" if status.ready_in is not None else "-"
         tools = str(status.tools) if status.tools is not None else "-"
         error = (status.error or "").splitlines()[0] if status.error else ""
-        rows.append([status.name, status.transport, str(status.state), ready, tools, str(status.restarts), error])
+        protocol = status.protocol_version or "-"
+        row = [status.name, status.transport, protocol, str(status.state), ready, tools, str(status.restarts), error]
+        rows.append(row)
     return rows
 
 
@@ -59,6 +61,7 @@ def status_json(status: ServerStatus) -> dict[str, Any]:
     return {
         "name": status.name,
         "transport": status.transport,
+        "protocol_version": status.protocol_version,
         "state": str(status.state),
         "ready_in": status.ready_in,
         "restarts": status.restarts,

@@ -109,7 +109,7 @@ async def run_demo(out: Output | None = None) -> int:
             changes: list[str] = []
             group[victim].on_state_change(lambda old, new: changes.append(f"{old} -> {new}"))
             killed_at = time.perf_counter()
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: SIGTERM is TerminateProcess
             with anyio.fail_after(RESTART_TIMEOUT):
                 while group[victim].restarts < 1 or group[victim].state is not ConnectionState.CONNECTED:
                     await anyio.sleep(0.005)
