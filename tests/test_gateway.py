@@ -23,6 +23,14 @@ from .helpers import MISBEHAVING, SERVERS, pid_alive
 
 SCRIPT = Path(sys.executable).parent / "mcp-connections"
 BACKEND = SERVERS / "gateway_backend.py"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The gateway is a subprocess and these tests are its clients: one event loop for the client is enough.
+    return "asyncio"
+
+
 FAST_RESTART = {"max_restarts": 5, "backoff_initial": 0.1, "jitter": 0.1}
 
 
@@ -201,7 +209,8 @@ async def test_a_call_the_client_cancels_is_cancelled_on_the_backend(tmp_path: P
     config = write_config(tmp_path / "mcp.json", {"back": backend("back", tmp_path)})
     marker = tmp_path / "back.cancelled"
     async with served_over_stdio(config) as session:
-        with anyio.move_on_after(1.0):
+        assert text_of(await session.call_tool("back__pid", {})).isdigit()  # started: the next call reaches it
+        with anyio.move_on_after(2.0):
             await session.call_tool("back__hold", {"seconds": 30})
         with anyio.fail_after(10):
             while not marker.exists():
@@ -224,7 +233,8 @@ async def test_backend_logs_reach_the_client_named_by_server_and_filtered_by_its
 
 @pytest.mark.anyio
 async def test_sampling_from_a_backend_goes_to_the_client_that_made_the_call(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "mcp.json", {"back": backend("back", tmp_path)})
+    # The handshake generation: there a server asks its client with a request of its own (sampling/createMessage).
+    config = write_config(tmp_path / "mcp.json", {"back": backend("back", tmp_path, mode="legacy")})
 
     async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         question = params.messages[0].content.text  # type: ignore[union-attr]

@@ -23,6 +23,13 @@ from mcp.client.streamable_http import streamable_http_client
 from .helpers import pid_alive
 from .test_gateway import SCRIPT, Inbox, backend, demo, misbehaving, text_of, write_config
 
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The gateway is a subprocess and these tests are its clients: one event loop for the client is enough.
+    return "asyncio"
+
+
 TOKEN = "test-token-not-a-secret"
 
 

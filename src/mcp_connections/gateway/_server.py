@@ -124,6 +124,8 @@ class _ServerHooks:
 
     def options(self) -> dict[str, Any]:
         return {
+            # Modern servers log only for requests that opt in: opt in to everything, and filter per client here.
+            "log_level": "debug",
             "logging_callback": self.on_log,
             "sampling_callback": self.on_sampling,
             "elicitation_callback": self.on_elicitation,
