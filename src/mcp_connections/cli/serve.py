@@ -116,6 +116,18 @@ async def _serve(path: str, configs: dict[str, Any], options: argparse.Namespace
                         await stop.wait()
                         serving.cancel_scope.cancel()
                 else:
+                    # Over HTTP the first line promises a working endpoint (health checks, scripts that read it
+                    # and connect): the servers start first.
+                    with anyio.CancelScope() as starting:
+
+                        async def cancel_on_stop() -> None:
+                            await stop.wait()
+                            starting.cancel()
+
+                        tg.start_soon(cancel_on_stop)
+                        await gateway.started.wait()
+                    if stop.is_set():  # a signal, or a required server failed
+                        return exit_code
                     host, port = address
 
                     def ready(url: str) -> None:

@@ -318,6 +318,11 @@ class Gateway:
         task_group.start_soon(self._start_then_watch)
         return self
 
+    @property
+    def started(self) -> anyio.Event:
+        """Set once every server has started or failed (``start_error`` says whether a required one failed)."""
+        return self._started
+
     async def wait_started(self) -> None:
         """Return once every server has started or failed; raise ``GroupStartError`` if a required one failed."""
         await self._started.wait()
