@@ -381,3 +381,13 @@ async def test_a_modern_client_listening_for_changes_hears_of_a_backends_new_too
                     event = await subscription.__anext__()
                 assert isinstance(event, ToolsListChanged)
             assert "back__later" in [tool.name for tool in (await session.list_tools()).tools]
+
+
+@pytest.mark.anyio
+async def test_tool_names_auto_gives_own_names_and_prefixes_only_the_shared_ones(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mcp.json", {"misb": misbehaving(), "demo": demo("demo")})
+    async with served_over_stdio(config, "--tool-names", "auto") as session:
+        names = [tool.name for tool in (await session.list_tools()).tools]
+        assert "crash" in names and "whoami" in names, "names only one server has stay as they are"
+        assert "misb__echo" in names and "demo__echo" in names, "a shared name gets the prefix on both"
+        assert text_of(await session.call_tool("whoami", {})).startswith("demo")

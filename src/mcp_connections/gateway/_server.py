@@ -265,8 +265,9 @@ class _GatewayServer(Server[Any]):
 class Gateway:
     """Every server of a config, supervised, served as one MCP server (see the module docstring).
 
-    ``async with Gateway(configs) as gateway:`` starts the group (concurrently; a failing server is
-    isolated unless ``required``) and the catalogue watcher; ``gateway.server`` is the SDK server to run
+    ``async with Gateway(configs) as gateway:`` starts the group in the background (concurrently; a failing
+    server is isolated unless ``required``; ``await gateway.wait_started()`` waits for it, requests to
+    ``gateway.server`` wait for it too) and the catalogue watcher; ``gateway.server`` is the SDK server to run
     on a transport; ``await gateway.reload(new_configs)`` applies a new config; leaving stops everything.
     """
 
@@ -462,9 +463,9 @@ class Gateway:
     async def _take_snapshot(self) -> Snapshot:
         group = self.group
         for name in group.names:
-            session = group[name].session
-            if session is not None and session.server_capabilities is not None:
-                self._capabilities[name] = session.server_capabilities
+            capabilities = getattr(group[name], "capabilities", None)  # what the server declared (either generation)
+            if capabilities is not None:
+                self._capabilities[name] = capabilities
         tools = await group.tools()
         prompts = await group.prompts()
         resources = await group.resources()
