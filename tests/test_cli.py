@@ -133,15 +133,55 @@ def test_a_bad_config_prints_the_config_error_without_a_traceback_and_exits_two(
     assert result.returncode == 2 and "line 1" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_tools_lists_every_server_or_one(config_file: Path) -> None:
+def test_tools_prints_the_catalogue_names_of_every_server_or_one(config_file: Path) -> None:
     result = run_cli("tools", str(config_file))
     assert result.returncode == 0, result.stderr
-    assert "first" in result.stdout and "second" in result.stdout and "echo" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "server", "tool", "description"]
+    assert lines[1].split()[:4] == ["first__echo", "first", "echo", "Echo"]
+    assert any(line.startswith("second__accent ") for line in lines)
     result = run_cli("tools", str(config_file), "--server", "second", "--json")
     assert result.returncode == 0, result.stderr
     tools = json.loads(result.stdout)
-    assert list(tools) == ["second"] and len(tools["second"]) == 11
-    assert tools["second"][0]["name"] == "echo" and "inputSchema" in tools["second"][0]
+    assert len(tools) == 11 and {t["server"] for t in tools} == {"second"}
+    assert tools[0]["name"] == "second__echo" and tools[0]["tool"]["name"] == "echo"
+    assert "inputSchema" in tools[0]["tool"]
+
+
+def test_tools_auto_names_and_filters_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    config = {"mcpServers": {"a": server(include_tools=["e*"]), "b": server(exclude_tools=["e*"])}}
+    path.write_text(json.dumps(config))
+    result = run_cli("tools", str(path), "--json", "--tool-names", "auto")
+    assert result.returncode == 0, result.stderr
+    tools = json.loads(result.stdout)
+    assert [t["name"] for t in tools][:3] == ["echo", "env", "add"]  # no clash left once filtered
+    assert {t["server"] for t in tools if t["name"].startswith("e")} == {"a"}
+
+
+def test_tools_says_which_server_failed_and_exits_one(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"ok": server(), "bad": server("--exit-before-handshake", "3")}}))
+    result = run_cli("tools", str(path), "--json")
+    assert result.returncode == 1
+    assert {t["server"] for t in json.loads(result.stdout)} == {"ok"}
+    assert "bad" in result.stderr and "exited with code 3" in result.stderr
+
+
+def test_call_takes_a_catalogue_name(config_file: Path) -> None:
+    result = run_cli("call", str(config_file), "second__add", "--args", '{"a": 40, "b": 2}')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+    result = run_cli("call", "first__echo", "--args", '{"text": "hi"}', "--json", cwd=config_file.parent)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["content"][0]["text"] == "hi"
+
+
+def test_call_of_an_unknown_name_suggests_close_ones_and_exits_two(config_file: Path) -> None:
+    result = run_cli("call", str(config_file), "echo", "--args", '{"text": "x"}')
+    assert result.returncode == 2
+    assert "first__echo" in result.stderr and "second__echo" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_call_calls_one_tool_with_json_arguments(config_file: Path) -> None:

@@ -184,3 +184,18 @@ def test_a_file_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps({"mcpServers": {"a": {"command": "x", "args": ["${PORT}"]}}}))
     assert load_config(path, ENV)["a"].args == ("8080",)
+
+
+def test_tool_filters_are_lists_of_patterns_and_default_to_every_tool() -> None:
+    entry = one({"command": "x", "include_tools": ["read_*", "list_*"], "exclude_tools": ["delete_*"]})
+    assert entry.include_tools == ("read_*", "list_*") and entry.exclude_tools == ("delete_*",)
+    plain = one({"command": "x"})
+    assert plain.include_tools is None and plain.exclude_tools == ()
+
+
+@pytest.mark.parametrize("field", ["include_tools", "exclude_tools"])
+@pytest.mark.parametrize("value", ["read_*", ["read_*", 3], {"a": "b"}, True])
+def test_a_tool_filter_that_is_not_a_list_of_strings_names_the_server_and_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        one({"command": "x", field: value})
+    assert "'srv'" in str(caught.value) and field in str(caught.value) and "list" in str(caught.value)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,11 +39,24 @@ EXIT_SEEN_WITHIN = 0.1
 EXIT_SEEN_BOUND = 3 * EXIT_SEEN_WITHIN
 
 
+def take_pidfds_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library finds no ``os.pidfd_open``, as on old kernels and in some sandboxes.
+
+    Only the library's view: asyncio 3.12+ picks a pidfd child watcher once per process, and removing
+    ``os.pidfd_open`` under it breaks asyncio itself. A run that removes it for real, asyncio's view included,
+    is ``MCP_CONNECTIONS_SIMULATE=no-pidfd`` (see tests/conftest.py and the fault matrix test below).
+    """
+    if sys.platform.startswith("linux"):
+        from mcp_connections._process import _linux
+
+        monkeypatch.setattr(_linux, "open_pidfd", lambda pid: None)
+
+
 @pytest.fixture(params=["pidfd", "no-pidfd"])
 def exit_watcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The exit watcher in use: the platform's own (a pidfd on Linux, a kqueue on macOS), or none of that."""
     if request.param == "no-pidfd":
-        monkeypatch.delattr(os, "pidfd_open", raising=False)
+        take_pidfds_away(monkeypatch)
     elif not hasattr(os, "pidfd_open") and sys.platform.startswith("linux"):
         pytest.skip("this kernel or Python has no pidfd_open")
     return str(request.param)
@@ -80,12 +94,13 @@ async def test_a_killed_server_fails_the_pending_request_and_wait_closed_within_
 async def test_without_pidfd_the_exit_watcher_is_a_thread_that_ends_with_the_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delattr(os, "pidfd_open", raising=False)
     if sys.platform != "linux":
         pytest.skip("elsewhere the kqueue watcher serves")
+    take_pidfds_away(monkeypatch)
     before = Snapshot.take()
     tree = await _process.spawn([sys.executable, "-c", "import sys; sys.exit(7)"], cwd=None, env=dict(os.environ))
     try:
+        assert any(t.name.startswith("waitpid-mcp-connections") for t in threading.enumerate())
         with anyio.fail_after(5):
             await tree.wait_exit()
     finally:

@@ -71,6 +71,7 @@ class FakeWin32:
         self.assign_fails = assign_fails
         self.members = 0
         self.limit_flags = 0
+        self.command_line = ""
 
     def bundle(self) -> Win32:
         return Win32(win32job=self, win32api=self, resume_process=self.NtResumeProcess)
@@ -121,11 +122,13 @@ class FakeWin32:
         self.log.append("NtResumeProcess")
         self.server.running = True
 
-    async def open_process(self, command: str, **options: Any) -> FakeServer:
+    async def open_process(self, command: Any, **options: Any) -> FakeServer:
         flags = options["creationflags"]
         self.log.append("CreateProcess" + (" (suspended)" if flags & CREATE_SUSPENDED else ""))
         assert flags & CREATE_NO_WINDOW
-        assert isinstance(command, str), "the command line is quoted by list2cmdline, not left to a list"
+        # A list: anyio would run a string through the shell. subprocess quotes it with list2cmdline.
+        assert isinstance(command, list) and command[1:] == ["--flag"]
+        self.command_line = command_line(command)
         self.server = FakeServer(self.log)
         return self.server
 
@@ -190,7 +193,7 @@ async def test_a_server_that_cannot_join_a_job_still_runs_and_is_killed_alone(ca
 async def test_a_loop_that_cannot_run_subprocesses_fails_the_spawn_and_closes_the_job() -> None:
     fake = FakeWin32()
 
-    async def selector_loop(command: str, **options: Any) -> Any:
+    async def selector_loop(command: Any, **options: Any) -> Any:
         fake.log.append("CreateProcess")
         raise NotImplementedError  # what asyncio's SelectorEventLoop does on Windows
 

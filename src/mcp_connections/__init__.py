@@ -23,6 +23,7 @@ from .errors import (
     RequestTimeoutError,
     ServerExitedError,
     ServerStartError,
+    ToolNotFoundError,
 )
 
 if _typing.TYPE_CHECKING:
@@ -30,7 +31,7 @@ if _typing.TYPE_CHECKING:
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
-    from .group import ServerGroup, ServerStatus
+    from .group import GroupPrompt, GroupResource, GroupTool, ServerGroup, ServerStatus
     from .memory import InMemoryConnectionManager
     from .restart import RestartPolicy
     from .session import ManagedSession
@@ -58,6 +59,9 @@ _LAZY: dict[str, str] = {
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
     "InMemoryConnectionManager": ".memory",
+    "GroupPrompt": ".group",
+    "GroupResource": ".group",
+    "GroupTool": ".group",
     "ManagedSession": ".session",
     "RestartPolicy": ".restart",
     "ServerConfig": ".config",
@@ -101,7 +105,10 @@ __all__ = [
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "GroupPrompt",
+    "GroupResource",
     "GroupStartError",
+    "GroupTool",
     "HandshakeTimeoutError",
     "InMemoryConnectionManager",
     "MCPConnectionError",
@@ -118,5 +125,6 @@ __all__ = [
     "StreamableHttpConnectionManager",
     "StreamableHttpOrSseConnectionManager",
     "TextSink",
+    "ToolNotFoundError",
     "WebSocketConnectionManager",
 ]

@@ -34,6 +34,7 @@ import mcp_types as types
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import ClientSession
 
+from ._naming import GroupPrompt, GroupResource, GroupTool
 from .base import ConnectionManager, ConnectionState
 from .group import ServerGroup, ServerStatus
 from .session import ManagedSession, StateCallback
@@ -389,7 +390,8 @@ class BlockingGroup(_StartedInWith):
 
     @classmethod
     def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], **defaults: Any) -> BlockingGroup:
-        """A group from a config file's path or the parsed mapping; see ``ServerGroup.from_config``."""
+        """A group from a config file's path or the parsed mapping; the keywords of ``ServerGroup.from_config``
+        (``errlog``, ``tool_names="prefixed"`` or ``"auto"``, session defaults)."""
         return cls(ServerGroup.from_config(source, **defaults))
 
     # -- access ----------------------------------------------------------------------------------------
@@ -446,3 +448,66 @@ class BlockingGroup(_StartedInWith):
     def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult:
         """Call ``tool`` on ``server``."""
         return self._loop.run(self._running(), functools.partial(self.group.call_tool, server, tool, arguments))
+
+    # -- the catalogue ---------------------------------------------------------------------------------
+
+    def tools(self) -> list[GroupTool]:
+        """The catalogue of every connected server's tools; see ``ServerGroup.tools``."""
+        return self._loop.run(self._running(), self.group.tools)
+
+    def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: Callable[[float, float | None, str | None], object] | None = None,
+        meta: types.RequestParamsMeta | None = None,
+    ) -> types.CallToolResult:
+        """Call the catalogue's tool ``name``; see ``ServerGroup.call``. ``progress_callback(progress, total,
+        message)`` is a plain function, run in the group's loop thread."""
+        relay = None
+        if progress_callback is not None:
+            plain = progress_callback
+
+            async def relay(progress: float, total: float | None, message: str | None) -> None:
+                plain(progress, total, message)
+
+        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        call = functools.partial(self.group.call, name, arguments, progress_callback=relay, meta=meta, **options)
+        return self._loop.run(self._running(), call)
+
+    def on_tools_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
+        """Call ``callback(blocking_group)`` after every change of the catalogue's tools, in the loop thread (it must
+        not call this object's blocking methods)."""
+        self.group.on_tools_changed(lambda group: callback(self))
+
+    def on_prompts_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
+        """Call ``callback(blocking_group)`` after every change of the catalogue's prompts, in the loop thread."""
+        self.group.on_prompts_changed(lambda group: callback(self))
+
+    def on_resources_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
+        """Call ``callback(blocking_group)`` after every change of the catalogue's resources, in the loop thread."""
+        self.group.on_resources_changed(lambda group: callback(self))
+
+    def prompts(self) -> list[GroupPrompt]:
+        """Every prompt of every connected server; see ``ServerGroup.prompts``."""
+        return self._loop.run(self._running(), self.group.prompts)
+
+    def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, *, timeout: float | None = _UNSET
+    ) -> types.GetPromptResult:
+        """Get the catalogue's prompt ``name``; see ``ServerGroup.get_prompt``."""
+        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        return self._loop.run(self._running(), functools.partial(self.group.get_prompt, name, arguments, **options))
+
+    def resources(self) -> list[GroupResource]:
+        """Every resource of every connected server; see ``ServerGroup.resources``."""
+        return self._loop.run(self._running(), self.group.resources)
+
+    def read_resource(
+        self, uri: str, server: str | None = None, *, timeout: float | None = _UNSET
+    ) -> types.ReadResourceResult:
+        """Read ``uri`` from the server that listed it (or ``server``); see ``ServerGroup.read_resource``."""
+        options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
+        return self._loop.run(self._running(), functools.partial(self.group.read_resource, uri, server, **options))

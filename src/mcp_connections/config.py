@@ -10,10 +10,12 @@ The format is the one Claude Desktop, Cursor and other MCP hosts use::
 (VS Code's ``{"servers": {...}}`` is read too.) Extras this library understands: ``transport`` (or
 ``type``), ``disabled``, ``required``, ``restart``, ``init_timeout``, ``request_timeout``,
 ``ping_interval``, ``inherit_env`` (``true``, or a list of variable names: more of the caller's
-environment than the safe default); keys it does not know are left alone, since hosts add their own. ``${VAR}`` and
-``${VAR:-default}`` are expanded from the environment in ``command``, ``args``, ``env``, ``cwd``,
-``url`` and ``headers`` by plain string substitution, never through a shell. Every mistake raises a
-``ConfigError`` that names the file, the server and the field.
+environment than the safe default), ``include_tools`` and ``exclude_tools`` (lists of shell-style
+patterns on the tools' own names, for the group's catalogue; exclude wins); keys it does not know are
+left alone, since hosts add their own. ``${VAR}`` and ``${VAR:-default}`` are expanded from the
+environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and ``headers`` by plain string
+substitution, never through a shell. Every mistake raises a ``ConfigError`` that names the file, the
+server and the field.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ServerConfig:
     ping_interval: float | None = None
     inherit_env: bool | tuple[str, ...] = False
     mode: str | None = None  # None: whatever the group says ("auto" by default); else "legacy" or a version
+    include_tools: tuple[str, ...] | None = None  # None: every tool; else shell-style patterns on tool names
+    exclude_tools: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # env and header values are secrets more often than not: show their names only.
@@ -195,6 +199,21 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise error(f"expected a list of strings, got {_kind(args)}", "args")
 
+    def patterns(field_name: str) -> tuple[str, ...] | None:
+        value = entry.get(field_name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            shown = (
+                _kind(value)
+                if not isinstance(value, list)
+                else "a list with " + ", ".join(sorted({_kind(p) for p in value if not isinstance(p, str)}))
+            )
+            raise error(
+                f'expected a list of shell-style patterns (strings) such as ["read_*"], got {shown}', field_name
+            )
+        return tuple(value)
+
     return ServerConfig(
         name=name,
         transport=transport,
@@ -212,6 +231,8 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
         ping_interval=seconds("ping_interval"),
         inherit_env=inherit_env,
         mode=mode,
+        include_tools=patterns("include_tools"),
+        exclude_tools=patterns("exclude_tools") or (),
     )
 
 

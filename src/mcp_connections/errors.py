@@ -10,7 +10,8 @@ The hierarchy::
     │   └── ServerExitedError
     ├── RequestTimeoutError (also a TimeoutError)
     ├── ConfigError (also a ValueError)
-    └── GroupStartError
+    ├── GroupStartError
+    └── ToolNotFoundError (also a LookupError)
 
 Each message names the server, says what happened and, where there is one, what to do. The original
 exception is always chained (``raise ... from exc``), so ``__cause__`` keeps the detail.
@@ -18,7 +19,7 @@ exception is always chained (``raise ... from exc``), so ``__cause__`` keeps the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "ConfigError",
@@ -30,6 +31,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerExitedError",
     "ServerStartError",
+    "ToolNotFoundError",
 ]
 
 
@@ -96,3 +98,22 @@ class GroupStartError(MCPConnectionError):
         self.failures = dict(failures)
         lines = [f"  {name}: {error}" for name, error in self.failures.items()]
         super().__init__("servers failed to start:\n" + "\n".join(lines))
+
+
+class ToolNotFoundError(MCPConnectionError, LookupError):
+    """A name that is not in a group's catalogue (a tool, or with ``kind`` "prompt"/"resource", a prompt or URI).
+
+    ``name`` is what was asked for and ``close`` up to three catalogue names that look like it.
+    """
+
+    def __init__(self, name: str, close: Sequence[str] = (), *, kind: str = "tool", available: int = 0) -> None:
+        self.name = name
+        self.kind = kind
+        self.close = list(close)[:3]
+        if self.close:
+            hint = "did you mean " + ", ".join(repr(c) for c in self.close) + "?"
+        elif available:
+            hint = f"the catalogue has {available} {kind}s; list them with group.{kind}s()"
+        else:
+            hint = f"the catalogue has no {kind}s: no server that has any is connected"
+        super().__init__(f"no {kind} {name!r} in the group's catalogue; {hint}")

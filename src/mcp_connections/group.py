@@ -11,6 +11,13 @@ Managers come from the transport registry (``mcp_connections.transports``), by e
 A server given by URL without a transport gets the registry's URL fallback, which tries streamable HTTP
 first and SSE when the server answers that first request with 400, 404 or 405 (it only speaks the older
 SSE transport); the status says which transport was used.
+
+Every member is one ``_Member`` record (config, session, transport, start-up figures). On top of the
+sessions sits one catalogue (``_catalogue.py``, with its pure naming and routing in ``_naming.py``):
+``tools()``, ``prompts()`` and ``resources()`` across every server, under names a model accepts, kept
+current as servers restart and announce list changes, and ``call()``, ``get_prompt()`` and
+``read_resource()`` that route a catalogue name back to its server. Names are ``server__tool`` by
+default (``tool_names="prefixed"``), so that adding a server never renames the tools a model knows.
 """
 
 from __future__ import annotations
@@ -26,16 +33,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 
+from ._catalogue import UNSET as _UNSET
+from ._catalogue import Catalogue, ChangeCallback
+from ._naming import CatalogueIndex, GroupPrompt, GroupResource, GroupTool, NamingMode, ToolFilter
 from ._textsink import PrefixedTextSink, TextSink
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
 from .config import ServerConfig, load_config, parse_config
-from .errors import GroupStartError, MCPConnectionError
+from .errors import ConfigError, GroupStartError, MCPConnectionError
 from .session import ManagedSession
 from .stdio import StdioConnectionManager
 from .transports import TransportOptions, registry
 
-__all__ = ["ServerGroup", "ServerStatus"]
+__all__ = ["GroupPrompt", "GroupResource", "GroupTool", "ServerGroup", "ServerStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,32 +80,72 @@ class _FindsTransport(Protocol):
     def used_transport(self) -> str | None: ...
 
 
-class ServerGroup:
-    """Many managed sessions, one per server of an ``mcpServers`` config."""
+@dataclass(eq=False)
+class _Member:
+    """One enabled server of a group: its config, its current session, and what its start-up told."""
 
-    def __init__(self, configs: Mapping[str, ServerConfig], **defaults: Any) -> None:
+    config: ServerConfig
+    session: ManagedSession
+    transport: str
+    ready_in: float | None = None
+    start_error: BaseException | None = None
+    tool_count: int | None = None  # from the last list_tools() of the group
+
+
+class ServerGroup:
+    """Many managed sessions, one per server of an ``mcpServers`` config, and one catalogue of their tools.
+
+    ``tool_names`` says how the catalogue names tools (and prompts): ``"prefixed"`` (the default) gives
+    ``server__tool`` for every tool, so names stay the same when servers are added; ``"auto"`` gives the tool's own
+    name and prefixes only the names that two servers share. In both, names match ``^[a-zA-Z0-9_-]{1,64}$``.
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, ServerConfig],
+        *,
+        errlog: TextSink | None = sys.stderr,
+        tool_names: NamingMode = "prefixed",
+        **defaults: Any,
+    ) -> None:
         """``defaults`` are ``ManagedSession`` options (``restart``, ``init_timeout``, ``request_timeout``,
-        ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves, plus
-        ``errlog``, where the stderr of every stdio server goes (each line prefixed with its name; default
-        ``sys.stderr``, ``None`` discards it)."""
+        ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves; ``errlog``
+        is where the stderr of every stdio server goes (each line prefixed with its name; default ``sys.stderr``,
+        ``None`` discards it);
+        ``tool_names`` is ``"prefixed"`` (default) or ``"auto"``, see the class docstring."""
+        if tool_names not in ("prefixed", "auto"):
+            raise ConfigError(f"tool_names must be 'prefixed' or 'auto', got {tool_names!r}")
         self.configs = dict(configs)
-        self._errlog: TextSink | None = defaults.pop("errlog", sys.stderr)
+        self._errlog = errlog
         self._defaults = defaults
-        self._sessions: dict[str, ManagedSession] = {}
-        self._transports: dict[str, str] = {}
-        self._ready_in: dict[str, float | None] = {}
-        self._tool_counts: dict[str, int] = {}
-        self._start_errors: dict[str, BaseException] = {}
-        for name, config in self.configs.items():
-            if not config.disabled:
-                self._sessions[name] = self._new_session(config)
+        enabled = [config for config in self.configs.values() if not config.disabled]
+        filters = {c.name: ToolFilter(c.include_tools, c.exclude_tools) for c in enabled}
+        self._catalogue = Catalogue(
+            self, [c.name for c in enabled], lambda name: self[name], CatalogueIndex(tool_names, filters)
+        )
+        self._members: dict[str, _Member] = {}
+        for config in enabled:
+            transport = config.transport or _UNDECIDED_URL_TRANSPORT
+            self._members[config.name] = _Member(config, self._new_session(config), transport)
+
+    @property
+    def tool_names(self) -> NamingMode:
+        """How the catalogue names tools: ``"prefixed"`` or ``"auto"``."""
+        return self._catalogue.index.mode
 
     @classmethod
-    def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], **defaults: Any) -> ServerGroup:
-        """A group from a config file's path, or from the parsed mapping (``{"mcpServers": {...}}``)."""
-        if isinstance(source, Mapping):
-            return cls(parse_config(source), **defaults)
-        return cls(load_config(source), **defaults)
+    def from_config(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        errlog: TextSink | None = sys.stderr,
+        tool_names: NamingMode = "prefixed",
+        **defaults: Any,
+    ) -> ServerGroup:
+        """A group from a config file's path, or from the parsed mapping (``{"mcpServers": {...}}``); the keywords
+        are those of ``ServerGroup()``."""
+        configs = parse_config(source) if isinstance(source, Mapping) else load_config(source)
+        return cls(configs, errlog=errlog, tool_names=tool_names, **defaults)
 
     # -- building sessions -----------------------------------------------------------------------------
 
@@ -108,57 +159,60 @@ class ServerGroup:
                     options["restart"] = value
             elif value is not None:
                 options[key] = value
-        self._transports[config.name] = config.transport or _UNDECIDED_URL_TRANSPORT
-        return ManagedSession(manager, **options)
+        session = ManagedSession(manager, **options)
+        self._catalogue.attach(config.name, session)
+        return session
 
     def _new_manager(self, config: ServerConfig) -> ConnectionManager[Any]:
         errlog = None if self._errlog is None else PrefixedTextSink(f"[{config.name}] ", self._errlog)
         return registry.build(config, TransportOptions(errlog=errlog))
 
-    def _transport_of(self, name: str) -> str:
+    def _transport_of(self, member: _Member) -> str:
         """The transport a server uses: as configured, or as its manager found out by connecting."""
-        manager = self._sessions[name].manager
+        manager = member.session.manager
         used = manager.used_transport if isinstance(manager, _FindsTransport) else None
-        return used or self._transports[name]
+        return used or member.transport
 
     # -- access ----------------------------------------------------------------------------------------
 
     @property
     def names(self) -> list[str]:
         """The enabled servers, in config order."""
-        return list(self._sessions)
+        return list(self._members)
 
     def __getitem__(self, name: str) -> ManagedSession:
         try:
-            return self._sessions[name]
+            return self._members[name].session
         except KeyError:
-            known = ", ".join(self._sessions) or "none"
+            known = ", ".join(self._members) or "none"
             raise KeyError(f"no enabled server {name!r} in this group (servers: {known})") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._sessions)
+        return iter(self._members)
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._members)
 
     def __repr__(self) -> str:
-        return f"<ServerGroup {len(self._sessions)} servers: {', '.join(self._sessions)}>"
+        return f"<ServerGroup {len(self._members)} servers: {', '.join(self._members)}>"
 
     def status(self) -> dict[str, ServerStatus]:
         """Every enabled server's status."""
         result: dict[str, ServerStatus] = {}
-        for name, session in self._sessions.items():
-            error = session.error or self._start_errors.get(name)
+        for name, member in self._members.items():
+            session = member.session
+            error = session.error or member.start_error
             manager = session.manager
             pid = getattr(manager, "pid", None) if isinstance(manager, StdioConnectionManager) else None
+            listed = self._catalogue.tool_count(name)
             result[name] = ServerStatus(
                 name=name,
-                transport=self._transport_of(name),
+                transport=self._transport_of(member),
                 state=session.state,
-                ready_in=self._ready_in.get(name),
+                ready_in=member.ready_in,
                 restarts=session.restarts,
                 pid=pid,
-                tools=self._tool_counts.get(name),
+                tools=listed if listed is not None else member.tool_count,
                 error=str(error) if error is not None else None,
                 protocol_version=session.protocol_version,
             )
@@ -172,38 +226,45 @@ class ServerGroup:
         A failing server is isolated (see ``status()``); if a ``required`` one fails, every server is
         stopped and ``GroupStartError`` lists all the failures.
         """
-        running = [n for n, s in self._sessions.items() if s.state in RUNNING_STATES]
+        running = [n for n, m in self._members.items() if m.session.state in RUNNING_STATES]
         if running:
             raise RuntimeError(f"start() called while servers are running ({', '.join(running)}); call stop() first")
-        self._start_errors.clear()
-        self._ready_in.clear()
+        for member in self._members.values():
+            member.start_error = member.ready_in = None
+        await self._catalogue.start()
         started = time.perf_counter()
 
-        async def start_one(name: str) -> None:
+        async def start_one(member: _Member) -> None:
             try:
-                await self._start_server(name)
+                await self._start_server(member.config.name)
             except MCPConnectionError as exc:
-                self._start_errors[name] = exc
-                logger.warning("%s: failed to start: %s", name, exc)
+                member.start_error = exc
+                logger.warning("%s: failed to start: %s", member.config.name, exc)
                 return
-            self._ready_in[name] = time.perf_counter() - started
+            member.ready_in = time.perf_counter() - started
 
-        async with anyio.create_task_group() as tg:
-            for name in self._sessions:
-                tg.start_soon(start_one, name)
-        required = [n for n in self._sessions if self.configs[n].required and n in self._start_errors]
-        if required:
+        try:
+            async with anyio.create_task_group() as tg:
+                for member in self._members.values():
+                    tg.start_soon(start_one, member)
+        except BaseException:  # cancelled: each session stopped itself; the catalogue's task must end too
+            with anyio.CancelScope(shield=True):
+                await self._catalogue.aclose()
+            raise
+        failures = {n: m.start_error for n, m in self._members.items() if m.start_error is not None}
+        if any(self._members[n].config.required for n in failures):
             await self.stop()
-            raise GroupStartError(self._start_errors)
+            raise GroupStartError(failures)
 
     async def _start_server(self, name: str) -> None:
-        await self._sessions[name].start()
+        await self._members[name].session.start()
 
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Stop every server concurrently, within ``timeout`` (plus a small margin); never raises."""
         async with anyio.create_task_group() as tg:
-            for session in self._sessions.values():
-                tg.start_soon(session.stop, timeout)
+            for member in self._members.values():
+                tg.start_soon(member.session.stop, timeout)
+        await self._catalogue.aclose()
 
     async def __aenter__(self) -> ServerGroup:
         await self.start()
@@ -214,26 +275,97 @@ class ServerGroup:
     ) -> None:
         await self.stop()
 
-    # -- requests across the group -----------------------------------------------------------------------
+    # -- the catalogue ----------------------------------------------------------------------------------
+
+    async def tools(self) -> list[GroupTool]:
+        """The catalogue: every tool of every connected server, servers in config order, tools in their order.
+
+        Each ``GroupTool`` has a ``name`` unique in the group (``^[a-zA-Z0-9_-]{1,64}$``, made by ``tool_names``),
+        its ``server`` and the ``tool`` as the server sent it. Lists are cached: a server is listed when it
+        (re)connects and when it announces a change, not on every call. A server that is reconnecting under its
+        restart policy keeps its tools; one that failed, stopped or never connected has none here. Tools filtered
+        out by the config's ``include_tools``/``exclude_tools`` are not listed.
+        """
+        return await self._catalogue.tools()
+
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        progress_callback: ProgressFnT | None = None,
+        meta: types.RequestParamsMeta | None = None,
+    ) -> types.CallToolResult:
+        """Call the catalogue's tool ``name`` on its server (``timeout`` defaults to the server's
+        ``request_timeout``).
+
+        Raises ``ToolNotFoundError`` (listing close names) for a name not in the catalogue or filtered out, and
+        the server's ``ConnectError``/``ConnectionLostError`` when the server is down; a call to a server that is
+        reconnecting waits for it within ``timeout``. A tool's own failure is a result with ``is_error``.
+        """
+        return await self._catalogue.call(
+            name, arguments, timeout=timeout, progress_callback=progress_callback, meta=meta
+        )
+
+    def on_tools_changed(self, callback: ChangeCallback) -> None:
+        """Call ``callback(group)`` after every change of the catalogue's tools (plain or ``async``; changes that
+        come in a burst may be told once). A restart that brings back the same tools changes nothing."""
+        self._catalogue.on_changed("tools", callback)
+
+    def on_prompts_changed(self, callback: ChangeCallback) -> None:
+        """Call ``callback(group)`` after every change of the catalogue's prompts."""
+        self._catalogue.on_changed("prompts", callback)
+
+    def on_resources_changed(self, callback: ChangeCallback) -> None:
+        """Call ``callback(group)`` after every change of the catalogue's resources."""
+        self._catalogue.on_changed("resources", callback)
+
+    async def prompts(self) -> list[GroupPrompt]:
+        """Every prompt of every connected server, named like tools (``GroupPrompt``: name, server, prompt)."""
+        return await self._catalogue.prompts()
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, *, timeout: float | None = _UNSET
+    ) -> types.GetPromptResult:
+        """Get the catalogue's prompt ``name`` from its server; ``ToolNotFoundError`` when it is not listed."""
+        return await self._catalogue.get_prompt(name, arguments, timeout=timeout)
+
+    async def resources(self) -> list[GroupResource]:
+        """Every resource of every connected server (``GroupResource``: server, resource), in config order."""
+        return await self._catalogue.resources()
+
+    async def read_resource(
+        self, uri: str, server: str | None = None, *, timeout: float | None = _UNSET
+    ) -> types.ReadResourceResult:
+        """Read ``uri`` from the first server (in config order) that listed it, or from ``server`` when given
+        (also for URIs no server lists, such as those of resource templates)."""
+        if server is not None:
+            self[server]  # KeyError naming the servers, now
+        return await self._catalogue.read_resource(uri, server, timeout=timeout)
+
+    # -- requests to one server ----------------------------------------------------------------------------
 
     async def list_tools(self) -> dict[str, list[types.Tool]]:
-        """``{server: [Tool]}`` for every connected server, asked concurrently (failures are logged)."""
+        """``{server: [Tool]}`` for every connected server, asked now and concurrently (failures are logged).
+
+        Unlike ``tools()``, this asks every server each time and applies no filter."""
         tools: dict[str, list[types.Tool]] = {}
 
-        async def list_one(name: str, session: ManagedSession) -> None:
+        async def list_one(name: str, member: _Member) -> None:
             try:
-                tools[name] = await session.list_tools()
+                tools[name] = await member.session.list_tools()
             except (MCPConnectionError, RuntimeError) as exc:
                 logger.warning("%s: list_tools failed: %s", name, exc)
             else:
-                self._tool_counts[name] = len(tools[name])
+                member.tool_count = len(tools[name])
 
         async with anyio.create_task_group() as tg:
-            for name, session in self._sessions.items():
-                if session.state is ConnectionState.CONNECTED:
-                    tg.start_soon(list_one, name, session)
-        return {name: tools[name] for name in self._sessions if name in tools}
+            for name, member in self._members.items():
+                if member.session.state is ConnectionState.CONNECTED:
+                    tg.start_soon(list_one, name, member)
+        return {name: tools[name] for name in self._members if name in tools}
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult:
-        """Call ``tool`` on ``server``."""
+        """Call ``tool`` (the server's own name for it) on ``server``."""
         return await self[server].call_tool(tool, arguments)

@@ -56,7 +56,7 @@ from .errors import (
 )
 from .restart import RestartPolicy, RestartTracker
 
-__all__ = ["ManagedSession", "StateCallback"]
+__all__ = ["ListChangedCallback", "ManagedSession", "StateCallback"]
 
 logger = logging.getLogger(__name__)
 

@@ -62,21 +62,26 @@ class RemoteServer:
         self.process.send_signal(signal.SIGSTOP)
 
 
-def server_command(transport: str, *, require_bearer: str | None = None) -> list[str]:
+def server_command(transport: str, *, require_bearer: str | None = None, extra: tuple[str, ...] = ()) -> list[str]:
     if transport == "websocket":
         command = [sys.executable, str(SERVERS / "ws_server.py")]
     else:
         command = [sys.executable, str(SERVERS / "http_server.py"), "--transport", transport]
     if require_bearer is not None:
         command += ["--require-bearer", require_bearer]
-    return command
+    return command + list(extra)
 
 
 @contextmanager
-def running_server(transport: str, *, require_bearer: str | None = None) -> Iterator[RemoteServer]:
-    """Start a test server for ``transport``, yield it once it listens, kill and reap it at the end."""
+def running_server(
+    transport: str, *, require_bearer: str | None = None, extra: tuple[str, ...] = ()
+) -> Iterator[RemoteServer]:
+    """Start a test server for ``transport`` (``extra``: more switches), yield it once it listens, kill and reap it
+    at the end."""
     process = subprocess.Popen(
-        server_command(transport, require_bearer=require_bearer), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+        server_command(transport, require_bearer=require_bearer, extra=extra),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
     try:
         yield RemoteServer(transport, process, _read_port(process))

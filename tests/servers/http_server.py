@@ -2,7 +2,7 @@
 
 Usage: http_server.py [--transport streamable-http|sse] [--require-bearer TOKEN] [--sse-path PATH]
                       [--port PORT] [--hang-on-initialize] [--hang-on-notifications] [--fail-with-500 AFTER]
-                      [--max-body BYTES] [--bare-400-on-sse-path]
+                      [--max-body BYTES] [--bare-400-on-sse-path] [--dynamic]
 
 Listens on 127.0.0.1 on an ephemeral port (or PORT, to come back on the same one after a kill) and prints
 that port as stdout's first line once the socket listens (connections made before the app is ready wait
@@ -17,7 +17,8 @@ streamable HTTP client (the SDK's app answers 405); ``--max-body`` raises the
 SDK's 4 MiB limit on a request body.
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size) (that many characters), crash() (the whole process
-exits at once).
+exits at once). With ``--dynamic``, for the catalogue: add_tool(name) (adds a tool that answers its name, then
+sends notifications/tools/list_changed) and burst(count) (sends count of them).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import sys
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-def build_server() -> MCPServer:
+def build_server(dynamic: bool = False) -> MCPServer:
     server = MCPServer("remote-test-server", log_level="WARNING")
+    if dynamic:
+        add_dynamic_tools(server)
 
     @server.tool()
     def echo(text: str) -> str:
@@ -64,6 +68,34 @@ def build_server() -> MCPServer:
         os._exit(3)
 
     return server
+
+
+async def announce_tools_changed(ctx: Context) -> None:  # type: ignore[type-arg]
+    """notifications/tools/list_changed in the generation the client speaks (a modern client listens for events)."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        await ctx.notify_tools_changed()
+    else:
+        await ctx.session.send_tool_list_changed()
+
+
+def add_dynamic_tools(server: MCPServer) -> None:
+    @server.tool()
+    async def add_tool(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
+        """Add a tool that answers its own name, and announce it."""
+
+        def answer() -> str:
+            return name
+
+        server.add_tool(answer, name=name, description=f"Answers {name}")
+        await announce_tools_changed(ctx)
+        return "added"
+
+    @server.tool()
+    async def burst(count: int, ctx: Context) -> str:  # type: ignore[type-arg]
+        """Send count notifications/tools/list_changed."""
+        for _ in range(count):
+            await announce_tools_changed(ctx)
+        return "sent"
 
 
 class RequireBearer:
@@ -156,10 +188,11 @@ def main() -> None:
     parser.add_argument("--fail-with-500", type=int, metavar="AFTER")
     parser.add_argument("--max-body", type=int, metavar="BYTES")
     parser.add_argument("--bare-400-on-sse-path", action="store_true")
+    parser.add_argument("--dynamic", action="store_true", help="add the catalogue tools add_tool and burst")
     args = parser.parse_args()
     limits = {} if args.max_body is None else {"max_request_body_size": args.max_body}
 
-    server = build_server()
+    server = build_server(args.dynamic)
     # The SDK turns DNS rebinding protection on for 127.0.0.1; allow the Host headers the tests send.
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,

@@ -16,9 +16,18 @@ Switches (any combination):
   --paginate                     list tools one per page
   --start-delay SECONDS          sleep before serving (a slow start-up)
   --pidfile PATH                 write "pid grandchild_pid" there once running
+  --extra-tool NAME              one more tool (repeatable), that answers with its own name
+  --extra-tools-file PATH        more such tools, one name a line, read at start-up (so a restart can change them)
+  --no-default-tools             only the extra tools (and, with --dynamic, the catalogue tools)
+  --dynamic                      also the catalogue tools below, and listChanged in the capabilities
+  --hang-on-list                 never answer tools/list (everything else works)
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text), env(name), cwd(),
-accent(), freeze() (stop answering anything, pings included, while staying alive).
+accent(), freeze() (stop answering anything, pings included, while staying alive); with --dynamic, for the catalogue:
+add_tool(name) (adds a tool, then sends notifications/tools/list_changed), add_prompt(name) and
+add_resource(uri) (the same for prompts and resources), burst(count) (sends count tools/list_changed
+notifications), list_count() (how many tools/list requests this run has answered), progress() (two
+notifications/progress for the request's progressToken, then the request's _meta as JSON).
 A notifications/cancelled is logged to stderr as "cancelled <id>".
 """
 
@@ -64,6 +73,45 @@ TOOLS = [
 ]
 
 
+CATALOGUE_TOOLS = [
+    {"name": n, "description": d, "inputSchema": {"type": "object", "properties": p}}
+    for n, d, p in [
+        ("add_tool", "Add a tool and announce it", {"name": {"type": "string"}}),
+        ("add_prompt", "Add a prompt and announce it", {"name": {"type": "string"}}),
+        ("add_resource", "Add a resource and announce it", {"uri": {"type": "string"}}),
+        ("burst", "Send count tools/list_changed notifications", {"count": {"type": "integer"}}),
+        ("list_count", "How many tools/list requests were answered", {}),
+        ("progress", "Report two steps of progress, then answer with the request's _meta", {}),
+    ]
+]
+PROMPTS: list = []
+RESOURCES: list = []
+EXTRA: set = set()
+list_requests = 0
+
+
+def extra_tool(name: str) -> dict:
+    EXTRA.add(name)
+    return {"name": name, "description": f"Answers {name}", "inputSchema": {"type": "object", "properties": {}}}
+
+
+def set_up_tools() -> None:
+    names = [args[i + 1] for i, a in enumerate(args) if a == "--extra-tool"]
+    path = option("--extra-tools-file")
+    if path and os.path.exists(path):
+        with open(path) as f:
+            names += [line.strip() for line in f if line.strip()]
+    if flag("--no-default-tools"):
+        TOOLS.clear()
+    if flag("--dynamic"):
+        TOOLS.extend(CATALOGUE_TOOLS)
+    TOOLS.extend(extra_tool(name) for name in names)
+
+
+def notify(method: str) -> None:
+    send({"jsonrpc": "2.0", "method": method})
+
+
 def send(message: dict) -> None:
     data = (json.dumps(message, ensure_ascii=False) + "\n").encode(encoding)
     with out_lock:
@@ -79,7 +127,34 @@ def text_result(text: str) -> dict:
     return {"content": [{"type": "text", "text": text}], "isError": False}
 
 
-def call_tool(name: str, arguments: dict) -> dict:
+def call_tool(name: str, arguments: dict, meta: dict | None = None) -> dict:
+    if name == "progress":
+        token = (meta or {}).get("progressToken")
+        for step in (1, 2):
+            if token is not None:
+                params = {"progressToken": token, "progress": step, "total": 2, "message": f"step {step}"}
+                send({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+        return text_result(json.dumps(meta or {}, sort_keys=True))
+    if name in EXTRA:
+        return text_result(name)
+    if name == "add_tool":
+        TOOLS.append(extra_tool(str(arguments["name"])))
+        notify("notifications/tools/list_changed")
+        return text_result("added")
+    if name == "add_prompt":
+        PROMPTS.append({"name": str(arguments["name"]), "description": "An added prompt"})
+        notify("notifications/prompts/list_changed")
+        return text_result("added")
+    if name == "add_resource":
+        RESOURCES.append({"uri": str(arguments["uri"]), "name": str(arguments["uri"]), "mimeType": "text/plain"})
+        notify("notifications/resources/list_changed")
+        return text_result("added")
+    if name == "burst":
+        for _ in range(int(arguments.get("count", 100))):
+            notify("notifications/tools/list_changed")
+        return text_result("sent")
+    if name == "list_count":
+        return text_result(str(list_requests))
     if name == "echo":
         return text_result(str(arguments.get("text", "")))
     if name == "add":
@@ -128,9 +203,14 @@ def exits_this_run() -> bool:
 
 
 def handle(message: dict) -> None:
+    global list_requests
     method = message.get("method")
     if frozen.is_set():
         return
+    if method == "tools/list":
+        list_requests += 1
+        if flag("--hang-on-list"):
+            return
     if method == "notifications/cancelled":
         sys.stderr.write(f"cancelled {(message.get('params') or {}).get('requestId')}\n")
         sys.stderr.flush()
@@ -150,7 +230,9 @@ def handle(message: dict) -> None:
                 return
             result = {
                 "protocolVersion": params.get("protocolVersion", "2025-06-18"),
-                "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
+                "capabilities": {"tools": {}, "resources": {}, "prompts": {}}
+                if not flag("--dynamic")
+                else {kind: {"listChanged": True} for kind in ("tools", "resources", "prompts")},
                 "serverInfo": {"name": "misbehaving", "version": "1.0"},
             }
             send({"jsonrpc": "2.0", "id": request_id, "result": result})
@@ -167,11 +249,16 @@ def handle(message: dict) -> None:
         elif method == "tools/list":
             result = {"tools": TOOLS}
         elif method == "tools/call":
-            result = call_tool(params["name"], params.get("arguments") or {})
+            result = call_tool(params["name"], params.get("arguments") or {}, params.get("_meta"))
         elif method == "resources/list":
-            result = {"resources": []}
+            result = {"resources": RESOURCES}
+        elif method == "resources/read":
+            result = {"contents": [{"uri": params["uri"], "mimeType": "text/plain", "text": f"read {params['uri']}"}]}
         elif method == "prompts/list":
-            result = {"prompts": []}
+            result = {"prompts": PROMPTS}
+        elif method == "prompts/get":
+            text = f"prompt {params['name']} {json.dumps(params.get('arguments') or {})}"
+            result = {"messages": [{"role": "user", "content": {"type": "text", "text": text}}]}
         else:
             send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": f"no {method}"}})
             return
@@ -195,6 +282,7 @@ def main() -> None:
         sys.stderr.flush()
         sys.exit(int(code))
     time.sleep(float(option("--start-delay", "0") or 0))
+    set_up_tools()
     grandchild_pid = 0
     if flag("--grandchild"):
         grandchild_pid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]).pid

@@ -89,7 +89,8 @@ def load_win32() -> Win32:
 
 
 def command_line(argv: list[str]) -> str:
-    """The command line CreateProcess gets for ``argv``: each argument quoted for the C runtime to split back."""
+    """The command line CreateProcess gets for ``argv`` (``subprocess`` builds it so from the list we pass): each
+    argument quoted for the C runtime to split back."""
     return subprocess.list2cmdline(argv)
 
 
@@ -123,8 +124,10 @@ class WindowsTree(ProcessTree):
         win32 = win32 or load_win32()
         job = _create_job(win32)
         try:
+            # A list, not command_line()'s string, which anyio would hand to a shell: subprocess quotes the
+            # list with the same list2cmdline.
             process = await open_process(
-                command_line([resolve_command(argv[0], env), *argv[1:]]),
+                [resolve_command(argv[0], env), *argv[1:]],
                 stdin=-1,
                 stdout=-1,
                 stderr=-1,
