@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import Any, TextIO, cast
 
 import anyio
 import anyio.abc
@@ -45,21 +45,19 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from .._catalogue import KINDS, _Job, _ServerLists
+from .._naming import ToolFilter
 from ..base import ConnectionState
 from ..config import ServerConfig
 from ..errors import GroupStartError, MCPConnectionError
-from ..group import ServerGroup
+from ..group import ServerGroup, _Member
 from ..restart import RestartPolicy
 from ..session import ManagedSession
-
-if TYPE_CHECKING:
-    _CatalogueGroup = ServerGroup
-else:
-    from ._compat import CatalogueGroup as _CatalogueGroup
 from ._diff import ConfigDiff, diff_configs
 from ._routing import ServedTemplate, Snapshot, health, log_level_allows, most_verbose, union_capabilities
 
@@ -184,7 +182,7 @@ class _ServerHooks:
             self.calls.remove(call)
 
 
-class _GatewayGroup(_CatalogueGroup):
+class _GatewayGroup(ServerGroup):
     """The group, with each session given its server's own callbacks."""
 
     def __init__(self, gateway: Gateway, configs: Mapping[str, ServerConfig], **defaults: Any) -> None:
@@ -196,42 +194,55 @@ class _GatewayGroup(_CatalogueGroup):
         session.session_options.update(self._gateway._hooks_for(config.name).options())
         return session
 
-    # A reload changes the servers of a running group; ServerGroup has no public API for that (yet).
+    # A reload changes the servers of a running group. ServerGroup has no public API for that (yet), so this
+    # subclass keeps the group's members and its catalogue's per-server records in step itself.
 
     def add_server(self, config: ServerConfig) -> None:
-        """Add a server (not started) to the group."""
-        if config.name in self._sessions:
+        """Add a server (not started) to the group and to its catalogue."""
+        if config.name in self._members:
             raise ValueError(f"server {config.name!r} is already in the group")
         self.configs[config.name] = config
-        if not config.disabled:
-            self._sessions[config.name] = self._new_session(config)
+        if config.disabled:
+            return
+        catalogue = self._catalogue
+        lists = _ServerLists(config.name)
+        for kind in KINDS:
+            lists.jobs[kind] = _Job(catalogue._lister(lists, kind))
+        catalogue._servers[config.name] = lists
+        catalogue.index.filters[config.name] = ToolFilter(config.include_tools, config.exclude_tools)
+        transport = config.transport or "streamable-http"
+        self._members[config.name] = _Member(config, self._new_session(config), transport)
 
     async def start_server(self, name: str) -> None:
         """Start one server of a running group; a failure is recorded in its status and raised."""
+        member = self._members[name]
         started = time.perf_counter()
         try:
             await self._start_server(name)
         except MCPConnectionError as exc:
-            self._start_errors[name] = exc
+            member.start_error = exc
             raise
-        self._ready_in[name] = time.perf_counter() - started
+        member.ready_in = time.perf_counter() - started
 
     async def remove_server(self, name: str, timeout: float | None) -> None:
-        """Stop a server and take it out of the group (and of its catalogue)."""
-        session = self._sessions.get(name)
-        if session is not None:
-            await session.stop(timeout)
-        self._forget(name)
-
-    def _forget(self, name: str) -> None:
-        for table in (self._sessions, self.configs, self._transports, self._ready_in, self._tool_counts):
-            table.pop(name, None)
-        self._start_errors.pop(name, None)
+        """Stop a server and take it out of the group and of its catalogue (whose clients hear of it)."""
+        member = self._members.get(name)
+        if member is not None:
+            await member.session.stop(timeout)  # STOPPED: the catalogue drops its lists and tells its callbacks
+        self._members.pop(name, None)
+        self.configs.pop(name, None)
+        catalogue = self._catalogue
+        catalogue._servers.pop(name, None)
+        catalogue.index.filters.pop(name, None)
+        catalogue._rebuild(name, KINDS)
 
     def reorder(self, configs: Mapping[str, ServerConfig]) -> None:
         """Take the new config's entries and order (the catalogue's order follows it)."""
-        self._sessions = {n: self._sessions[n] for n in configs if n in self._sessions}
+        self._members = {n: self._members[n] for n in configs if n in self._members}
+        catalogue = self._catalogue
+        catalogue._servers = {n: catalogue._servers[n] for n in configs if n in catalogue._servers}
         self.configs = dict(configs)
+        catalogue._rebuild("reload", KINDS)
 
 
 class _GatewayServer(Server[Any]):
@@ -307,6 +318,8 @@ class Gateway:
         )
         self._watch_states(self.group.names)
         self.group.on_tools_changed(self._catalogue_changed)
+        self.group.on_prompts_changed(self._catalogue_changed)
+        self.group.on_resources_changed(self._catalogue_changed)
         self.server = self._build_server(name, __version__)
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -694,7 +707,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
+def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
     """A progress callback that relays the backend's progress under the client's own token, if it sent one."""
     meta: Mapping[str, Any] = ctx.meta or {}
     if meta.get("progress_token", meta.get("progressToken")) is None:
@@ -706,12 +719,13 @@ def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaita
     return relay
 
 
-def _meta_for_backend(meta: types.RequestParamsMeta | None) -> dict[str, Any] | None:
+def _meta_for_backend(meta: types.RequestParamsMeta | None) -> types.RequestParamsMeta | None:
     """The client's ``_meta`` for the backend, without its progress token (the backend gets the gateway's)."""
     if not meta:
         return None
     data = {k: v for k, v in meta.items() if k not in ("progress_token", "progressToken")}
-    return {k: v for k, v in data.items() if not k.startswith("io.modelcontextprotocol/")} or None
+    kept = {k: v for k, v in data.items() if not k.startswith("io.modelcontextprotocol/")}
+    return cast(types.RequestParamsMeta, kept) if kept else None
 
 
 def _describe(server: str | None, exc: BaseException) -> str:
