@@ -59,6 +59,8 @@ def build(name: str, marker_dir: Path) -> MCPServer:
             return "new"
 
         server.add_tool(added, name=tool, description="added at run time")
+        # In the generation the client speaks: a subscription event (modern), a notification (handshake).
+        await ctx.notify_tools_changed()
         await ctx.request_context.session.send_notification(types.ToolListChangedNotification())
         return "grown"
 
