@@ -131,10 +131,11 @@ def test_configs_prints_one_absolute_path_per_line_with_the_host_and_json(tmp_pa
 def test_a_command_without_config_uses_a_host_config_and_says_which_on_stderr(tmp_path: Path) -> None:
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     cwd.mkdir()
-    cursor = write(home / ".cursor" / "mcp.json", {"mcpServers": {"c": {"command": sys.executable, "args": ["-V"]}}})
+    servers = {"from_cursor": {"command": sys.executable, "args": ["-V"]}}  # exits at once: named in the failure
+    cursor = write(home / ".cursor" / "mcp.json", {"mcpServers": servers})
     result = run_cli("tools", "--json", home=home, cwd=cwd)
     assert f"using {cursor} (Cursor)" in result.stderr
-    assert "c" in json.loads(result.stdout), "the servers of that file were read"
+    assert "from_cursor" in result.stderr + result.stdout, "the servers of that file were read"
 
 
 def test_no_config_anywhere_is_an_error_that_says_where_it_looked(tmp_path: Path) -> None:
