@@ -3,7 +3,10 @@
 The SDK's ``stdio_server`` reads stdin in a worker thread, and a thread blocked in ``read()`` cannot be
 cancelled: a gateway told to stop by SIGTERM while its client keeps stdin open would wait forever. On
 POSIX the gateway therefore reads stdin itself, waiting for the descriptor to be readable in the event
-loop (cancellable) and reading what is there without blocking.
+loop (cancellable) and reading what is there without blocking. It writes stdout the same way (the SDK
+hands every message to a worker thread: a thread hop per message, on the path of every call), on a
+private duplicate of the descriptor, with fd 1 pointed at stderr so that a stray ``print`` cannot corrupt
+the protocol (what the SDK's own claim of fd 1 does).
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ class _StdinLines:
         self._eof = False
         os.set_blocking(fd, False)
 
+    def close(self) -> None:
+        # A terminal's descriptor is shared with the shell: leave it blocking, as it was.
+        os.set_blocking(self._fd, True)
+
     def __aiter__(self) -> _StdinLines:
         return self
 
@@ -54,13 +61,52 @@ class _StdinLines:
         return (line + sep).decode("utf-8", errors="replace")
 
 
+class _StdoutWriter:
+    """stdout as the SDK's stdio server uses it (``write``, ``flush``), written from the event loop."""
+
+    def __init__(self) -> None:
+        self._fd = os.dup(1)  # the wire
+        os.dup2(2, 1)  # what else writes to fd 1 lands on stderr
+        os.set_blocking(self._fd, False)
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                await anyio.wait_writable(self._fd)
+                continue
+            data = data[written:]
+
+    async def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.dup2(self._fd, 1)
+        os.close(self._fd)
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
+
+
+def _stdout() -> _StdoutWriter | None:
+    if sys.platform == "win32":
+        return None
+    try:
+        return _StdoutWriter() if _pollable(sys.stdout.fileno()) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _stdin() -> Any:
     if sys.platform == "win32":
         return None  # the SDK's threaded reader; a stop waits for the client to close stdin
     try:
         fd = sys.stdin.fileno()
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
+        if not _pollable(fd):
             return None  # a file or /dev/null cannot be polled; reading it never blocks for long anyway
         return _StdinLines(fd)
     except (AttributeError, OSError, ValueError):
@@ -70,7 +116,18 @@ def _stdin() -> Any:
 async def serve_stdio(gateway: Gateway) -> None:
     """Serve one client on this process's stdin and stdout until stdin closes."""
     server = gateway.server
-    async with stdio_server(stdin=_stdin()) as (read_stream, write_stream), server.lifespan(server) as state:
-        # init_options=None: the initialize result is built when the client asks, so the capabilities it
-        # declares are those of the backends running then.
-        await serve_dual_era_loop(server, read_stream, write_stream, lifespan_state=state, init_options=None)
+    stdout = _stdout()
+    stdin = _stdin()
+    try:
+        async with (
+            stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream),  # type: ignore[arg-type]
+            server.lifespan(server) as state,
+        ):
+            # init_options=None: the initialize result is built when the client asks, so the capabilities it
+            # declares are those of the backends running then.
+            await serve_dual_era_loop(server, read_stream, write_stream, lifespan_state=state, init_options=None)
+    finally:
+        if stdout is not None:
+            stdout.close()
+        if isinstance(stdin, _StdinLines):
+            stdin.close()
