@@ -5,15 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 TOOLS := .tools
+CONFORMANCE := @modelcontextprotocol/conformance@0.1.16
+# The suite needs Node 22 (the machines have Node 20): npm's `node@22` package brings its own binary.
+CONFORMANCE_STAMP := $(TOOLS)/.installed-conformance-0.1.16
 # The MCP Inspector's CLI drives `serve` in the tests: a client nobody here wrote. Inspector 2.x needs
-# Node 22 (the machines have Node 20): npm's `node@22` package brings its own binary.
+# Node 22 too; it gets its own folder and its own node@22.
 INSPECTOR := @modelcontextprotocol/inspector@2.12.0
 INSPECTOR_DIR := $(TOOLS)/inspector
 INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-2.12.0
 PEERS := $(TOOLS)/peers
 PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test lint bench soak clean inspector bench-peers
+.PHONY: demo test lint bench soak clean conformance inspector bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +64,15 @@ $(PEERS_STAMP):
 	touch $@
 
 bench-peers: $(PEERS_STAMP)
+
+$(CONFORMANCE_STAMP):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error $(CONFORMANCE) node@22
+	touch $@
+
+# The official MCP conformance suite against tests/conformance/client.py (see tests/conformance/run.py).
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(BIN)/python tests/conformance/run.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache
