@@ -143,7 +143,9 @@ async def bench_gateway_http(report: Report, counts: Counts) -> None:
             direct = await stack.enter_async_context(
                 _process([sys.executable, "-m", "mcp_connections._demo_server", "--http"])
             )
-            config = _config(Path(tmp), {"d": {"url": direct, "transport": "streamable-http"}})
+            # The direct client speaks the handshake generation; so does the gateway to its backend, for a fair
+            # comparison (on the 2026 generation the SDK's server does more per call).
+            config = _config(Path(tmp), {"d": {"url": direct, "transport": "streamable-http", "mode": "legacy"}})
             through = await stack.enter_async_context(_process([*GATEWAY, str(config), "--http", "0"]))
             for r in range(rounds):
                 for side in sides(r):
