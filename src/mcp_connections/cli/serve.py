@@ -172,7 +172,7 @@ def _kill_now(gateway: Gateway) -> None:
         pid = manager.pid if isinstance(manager, StdioConnectionManager) else None
         if pid:
             with contextlib.suppress(OSError):
-                if hasattr(os, "killpg"):
+                if sys.platform != "win32":
                     os.killpg(pid, signal.SIGKILL)  # each server leads its own process group
                 else:  # Windows: the server itself (its job object ends the rest with it)
                     os.kill(pid, signal.SIGTERM)

@@ -27,90 +27,92 @@ __all__ = ["serve_stdio"]
 _READ_SIZE = 65536
 
 
-class _StdinLines:
-    """Lines of stdin (text), read without a thread so that a shutdown can stop the reading at once."""
+if sys.platform == "win32":
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._pending = b""
-        self._eof = False
-        os.set_blocking(fd, False)
-
-    def close(self) -> None:
-        # A terminal's descriptor is shared with the shell: leave it blocking, as it was.
-        os.set_blocking(self._fd, True)
-
-    def __aiter__(self) -> _StdinLines:
-        return self
-
-    async def __anext__(self) -> str:
-        while b"\n" not in self._pending and not self._eof:
-            await anyio.wait_readable(self._fd)
-            try:
-                chunk = os.read(self._fd, _READ_SIZE)
-            except BlockingIOError:
-                continue
-            if chunk:
-                self._pending += chunk
-            else:
-                self._eof = True
-        if not self._pending:
-            raise StopAsyncIteration
-        line, sep, rest = self._pending.partition(b"\n")
-        self._pending = rest
-        return (line + sep).decode("utf-8", errors="replace")
-
-
-class _StdoutWriter:
-    """stdout as the SDK's stdio server uses it (``write``, ``flush``), written from the event loop."""
-
-    def __init__(self) -> None:
-        self._fd = os.dup(1)  # the wire
-        os.dup2(2, 1)  # what else writes to fd 1 lands on stderr
-        os.set_blocking(self._fd, False)
-
-    async def write(self, text: str) -> None:
-        data = memoryview(text.encode("utf-8"))
-        while data:
-            try:
-                written = os.write(self._fd, data)
-            except BlockingIOError:
-                await anyio.wait_writable(self._fd)
-                continue
-            data = data[written:]
-
-    async def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.dup2(self._fd, 1)
-        os.close(self._fd)
-
-
-def _pollable(fd: int) -> bool:
-    mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
-
-
-def _stdout() -> _StdoutWriter | None:
-    if sys.platform == "win32":
-        return None
-    try:
-        return _StdoutWriter() if _pollable(sys.stdout.fileno()) else None
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _stdin() -> Any:
-    if sys.platform == "win32":
+    def _stdin() -> Any:
         return None  # the SDK's threaded reader; a stop waits for the client to close stdin
-    try:
-        fd = sys.stdin.fileno()
-        if not _pollable(fd):
-            return None  # a file or /dev/null cannot be polled; reading it never blocks for long anyway
-        return _StdinLines(fd)
-    except (AttributeError, OSError, ValueError):
+
+    def _stdout() -> Any:
         return None
+
+else:
+
+    class _StdinLines:
+        """Lines of stdin (text), read without a thread so that a shutdown can stop the reading at once."""
+
+        def __init__(self, fd: int) -> None:
+            self._fd = fd
+            self._pending = b""
+            self._eof = False
+            os.set_blocking(fd, False)
+
+        def close(self) -> None:
+            # A terminal's descriptor is shared with the shell: leave it blocking, as it was.
+            os.set_blocking(self._fd, True)
+
+        def __aiter__(self) -> _StdinLines:
+            return self
+
+        async def __anext__(self) -> str:
+            while b"\n" not in self._pending and not self._eof:
+                await anyio.wait_readable(self._fd)
+                try:
+                    chunk = os.read(self._fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    self._pending += chunk
+                else:
+                    self._eof = True
+            if not self._pending:
+                raise StopAsyncIteration
+            line, sep, rest = self._pending.partition(b"\n")
+            self._pending = rest
+            return (line + sep).decode("utf-8", errors="replace")
+
+    class _StdoutWriter:
+        """stdout as the SDK's stdio server uses it (``write``, ``flush``), written from the event loop."""
+
+        def __init__(self) -> None:
+            self._fd = os.dup(1)  # the wire
+            os.dup2(2, 1)  # what else writes to fd 1 lands on stderr
+            os.set_blocking(self._fd, False)
+
+        async def write(self, text: str) -> None:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                try:
+                    written = os.write(self._fd, data)
+                except BlockingIOError:
+                    await anyio.wait_writable(self._fd)
+                    continue
+                data = data[written:]
+
+        async def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            os.dup2(self._fd, 1)
+            os.close(self._fd)
+
+    def _pollable(fd: int) -> bool:
+        mode = os.fstat(fd).st_mode
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
+
+    def _stdout() -> _StdoutWriter | None:
+        try:
+            return _StdoutWriter() if _pollable(sys.stdout.fileno()) else None
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def _stdin() -> Any:
+        try:
+            fd = sys.stdin.fileno()
+            if not _pollable(fd):
+                return None  # a file or /dev/null cannot be polled; reading it never blocks for long anyway
+            return _StdinLines(fd)
+        except (AttributeError, OSError, ValueError):
+            return None
 
 
 async def serve_stdio(gateway: Gateway) -> None:
@@ -120,7 +122,7 @@ async def serve_stdio(gateway: Gateway) -> None:
     stdin = _stdin()
     try:
         async with (
-            stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream),  # type: ignore[arg-type]
+            stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream),  # type: ignore[arg-type,unused-ignore]
             server.lifespan(server) as state,
         ):
             # init_options=None: the initialize result is built when the client asks, so the capabilities it
@@ -129,5 +131,5 @@ async def serve_stdio(gateway: Gateway) -> None:
     finally:
         if stdout is not None:
             stdout.close()
-        if isinstance(stdin, _StdinLines):
+        if stdin is not None:
             stdin.close()
