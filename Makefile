@@ -8,8 +8,15 @@ TOOLS := .tools
 CONFORMANCE := @modelcontextprotocol/conformance@0.1.16
 # The suite needs Node 22 (the machines have Node 20): npm's `node@22` package brings its own binary.
 CONFORMANCE_STAMP := $(TOOLS)/.installed-conformance-0.1.16
+# The MCP Inspector's CLI drives `serve` in the tests: a client nobody here wrote. Inspector 2.x needs
+# Node 22 too; it gets its own folder and its own node@22.
+INSPECTOR := @modelcontextprotocol/inspector@2.12.0
+INSPECTOR_DIR := $(TOOLS)/inspector
+INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-2.12.0
+PEERS := $(TOOLS)/peers
+PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test lint bench soak clean conformance
+.PHONY: demo test lint bench soak clean conformance inspector bench-peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +27,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mcp-connections demo
 
-test: $(STAMP)
+test: $(STAMP) $(INSPECTOR_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -30,12 +37,33 @@ lint: $(STAMP)
 	$(BIN)/mypy --platform darwin src
 	$(BIN)/mypy --platform win32 src
 
-bench: $(STAMP)
+bench: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # The soak runs 30 s inside `make test`; here 5 minutes unless SOAK_SECONDS says otherwise.
 soak: $(STAMP)
 	SOAK_SECONDS=$${SOAK_SECONDS:-300} $(BIN)/python -m pytest tests/soak -q -s -p no:cacheprovider --timeout=0
+
+$(INSPECTOR_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(INSPECTOR_DIR) && \
+		npm install --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error $(INSPECTOR) node@22 && \
+		touch $@; \
+	else \
+		echo "npm not found: the MCP Inspector tests (tests/test_gateway_inspector.py) will be skipped"; \
+	fi
+
+inspector: $(INSPECTOR_STAMP)
+
+# The gateway's peers for `make bench`, each in a venv of its own: mcp-proxy needs mcp<2.
+$(PEERS_STAMP):
+	$(PYTHON) -m venv $(PEERS)/fastmcp
+	$(PEERS)/fastmcp/bin/python -m pip install --quiet fastmcp==4.1.6
+	$(PYTHON) -m venv $(PEERS)/mcp-proxy
+	$(PEERS)/mcp-proxy/bin/python -m pip install --quiet mcp-proxy==0.13.0
+	touch $@
+
+bench-peers: $(PEERS_STAMP)
 
 $(CONFORMANCE_STAMP):
 	mkdir -p $(TOOLS)
