@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
+    from .events import CatalogueChanged, Event, RequestEnded, Restarted, StateChanged
     from .group import GroupPrompt, GroupResource, GroupTool, ServerGroup, ServerStatus
     from .memory import InMemoryConnectionManager
     from .restart import RestartPolicy
@@ -56,6 +57,11 @@ _install_url_redaction()
 _LAZY: dict[str, str] = {
     "BlockingGroup": ".blocking",
     "BlockingSession": ".blocking",
+    "CatalogueChanged": ".events",
+    "Event": ".events",
+    "RequestEnded": ".events",
+    "Restarted": ".events",
+    "StateChanged": ".events",
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
     "InMemoryConnectionManager": ".memory",
@@ -100,11 +106,13 @@ def __dir__() -> list[str]:
 __all__ = [
     "BlockingGroup",
     "BlockingSession",
+    "CatalogueChanged",
     "ConfigError",
     "ConnectError",
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "Event",
     "GroupPrompt",
     "GroupResource",
     "GroupStartError",
@@ -113,14 +121,17 @@ __all__ = [
     "InMemoryConnectionManager",
     "MCPConnectionError",
     "ManagedSession",
+    "RequestEnded",
     "RequestTimeoutError",
     "RestartPolicy",
+    "Restarted",
     "ServerConfig",
     "ServerExitedError",
     "ServerGroup",
     "ServerStartError",
     "ServerStatus",
     "SseConnectionManager",
+    "StateChanged",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
     "StreamableHttpOrSseConnectionManager",
