@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak clean tmux
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mcp-connections demo
 
-test: $(STAMP)
+test: $(STAMP) tmux
 	$(BIN)/python -m pytest
+
+# The watch tests drive the live view in a real terminal: tmux, a Debian package (CI runs as root).
+tmux:
+	@command -v tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) \
+		|| echo "tmux could not be installed: the terminal tests of watch will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
