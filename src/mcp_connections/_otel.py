@@ -82,18 +82,37 @@ class _Outgoing:
 _OUTGOING: contextvars.ContextVar[_Outgoing | None] = contextvars.ContextVar("mcp_connections_span", default=None)
 
 
+# The API's modules once imported, and whether a provider may come from the environment (OTEL_PYTHON_*).
+_trace_api: Any = None
+_metrics_internal: Any = None
+_from_environment = False
+
+
 def _imported() -> bool:
-    global _available
+    global _available, _trace_api, _metrics_internal, _from_environment
     if _available is None:
         try:
-            import opentelemetry.metrics
-            import opentelemetry.propagate
-            import opentelemetry.trace  # noqa: F401
+            import opentelemetry.metrics._internal as metrics_internal
+            import opentelemetry.propagate  # noqa: F401
+            import opentelemetry.trace as trace_api
         except ImportError:
             _available = False
         else:
+            import os
+
+            _trace_api, _metrics_internal = trace_api, metrics_internal
+            names = ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+            _from_environment = any(name in os.environ for name in names)
             _available = True
     return _available
+
+
+def _global(module: Any, attribute: str, getter: str) -> Any:
+    """The global provider, or None when none is set. The API's getter checks the environment on every call
+    (about a microsecond); its module's global says the same at once, so it is read first."""
+    if _from_environment or not hasattr(module, attribute):
+        return getattr(module, getter)()
+    return getattr(module, attribute)
 
 
 def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -111,13 +130,13 @@ def _is_off(provider: Any) -> bool:
 def tracer() -> Any:
     """The tracer to use now, or None when tracing is off."""
     global _tracer_cache
-    if not _imported():
+    if _trace_api is None and not _imported():
         return None
     provider = _tracer_provider
     if provider is None:
-        from opentelemetry import trace
-
-        provider = trace.get_tracer_provider()
+        provider = _global(_trace_api, "_TRACER_PROVIDER", "get_tracer_provider")
+        if provider is None:
+            return None
     cached_provider, cached = _tracer_cache
     if provider is cached_provider:
         return cached
@@ -147,13 +166,13 @@ class _Instruments:
 
 def _instruments() -> _Instruments | None:
     global _meter_cache
-    if not _imported():
+    if _metrics_internal is None and not _imported():
         return None
     provider = _meter_provider
     if provider is None:
-        from opentelemetry import metrics
-
-        provider = metrics.get_meter_provider()
+        provider = _global(_metrics_internal, "_METER_PROVIDER", "get_meter_provider")
+        if provider is None:
+            return None
     cached_provider, cached = _meter_cache
     if provider is cached_provider:
         return cached  # type: ignore[no-any-return]

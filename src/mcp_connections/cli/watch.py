@@ -78,8 +78,12 @@ async def run_watch(path: str, duration: float | None, out: Output) -> int:
 class Watch:
     """The live view (or its piped form) of one group: starts it, shows it, stops it."""
 
-    def __init__(self, group: ServerGroup, out: Output, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, group: ServerGroup, out: Output, *, keys: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``keys=False``: no keys are read (the demo shows the view without taking the terminal)."""
         self.group = group
+        self.keys = keys
         self.out = out
         self.clock = clock
         self.views = {name: ServerView(name) for name in group.names}
@@ -259,7 +263,7 @@ class Watch:
 
         console = Console(file=self.out.stream)
         quit_event = anyio.Event()
-        with _cbreak(sys.stdin) as keys_fd:
+        with _cbreak(sys.stdin if self.keys else None) as keys_fd:
             if keys_fd is not None:
                 tg.start_soon(self._read_keys, keys_fd, quit_event, tg)
             with Live(self.render(), console=console, refresh_per_second=REFRESH_PER_SECOND, transient=False) as live:
@@ -324,8 +328,8 @@ class _cbreak:
         self._saved: Any = None
 
     def __enter__(self) -> int | None:
-        if sys.platform == "win32":
-            return None  # no termios: the view runs without keys, Ctrl-C stops it
+        if sys.platform == "win32" or self._stream is None:
+            return None  # no termios (or no keys wanted): the view runs without keys, Ctrl-C stops it
         try:
             if not self._stream.isatty():
                 return None
