@@ -197,3 +197,20 @@ def test_emitting_with_no_listener_costs_next_to_nothing() -> None:
         assert len(built) == 1
     finally:
         StateChanged.__init__ = original  # type: ignore[method-assign]
+
+
+def test_the_blocking_api_delivers_the_same_events_to_plain_functions() -> None:
+    from mcp_connections import BlockingGroup, BlockingSession
+
+    events: list[Event] = []
+    with BlockingSession(stdio()) as session:
+        session.on_event(events.append)
+        session.call_tool("add", {"a": 1, "b": 2})
+    assert [e.kind for e in events][:1] == ["request"] and events[-1].kind == "state"
+    config = {"mcpServers": {"one": {"command": sys.executable, "args": [str(MISBEHAVING)]}}}
+    group_events: list[Event] = []
+    group = BlockingGroup.from_config(config, errlog=None)
+    group.on_event(group_events.append)
+    with group:
+        group.call("one__add", {"a": 1, "b": 2})
+    assert any(isinstance(e, RequestEnded) and e.tool == "add" and e.server == "one" for e in group_events)
