@@ -16,19 +16,24 @@ INSPECTOR_STAMP := $(INSPECTOR_DIR)/.installed-2.12.0
 PEERS := $(TOOLS)/peers
 PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: demo test lint bench soak clean conformance inspector bench-peers
+.PHONY: demo test lint bench soak clean conformance inspector bench-peers tmux
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,otel]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mcp-connections demo
 
-test: $(STAMP) $(INSPECTOR_STAMP)
+test: $(STAMP) $(INSPECTOR_STAMP) tmux
 	$(BIN)/python -m pytest
+
+# The watch tests drive the live view in a real terminal: tmux, a Debian package (CI runs as root).
+tmux:
+	@command -v tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) \
+		|| echo "tmux could not be installed: the terminal tests of watch will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -33,6 +33,7 @@ if _typing.TYPE_CHECKING:
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
+    from .events import CatalogueChanged, Event, RequestEnded, Restarted, StateChanged
     from .group import GroupPrompt, GroupResource, GroupTool, ServerGroup, ServerStatus
     from .memory import InMemoryConnectionManager
     from .restart import RestartPolicy
@@ -58,6 +59,11 @@ _install_url_redaction()
 _LAZY: dict[str, str] = {
     "BlockingGroup": ".blocking",
     "BlockingSession": ".blocking",
+    "CatalogueChanged": ".events",
+    "Event": ".events",
+    "RequestEnded": ".events",
+    "Restarted": ".events",
+    "StateChanged": ".events",
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
     "InMemoryConnectionManager": ".memory",
@@ -107,11 +113,13 @@ __all__ = [
     "AuthError",
     "BlockingGroup",
     "BlockingSession",
+    "CatalogueChanged",
     "ConfigError",
     "ConnectError",
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "Event",
     "FileTokenStore",
     "GroupPrompt",
     "GroupResource",
@@ -123,14 +131,17 @@ __all__ = [
     "ManagedSession",
     "MemoryTokenStore",
     "OAuth",
+    "RequestEnded",
     "RequestTimeoutError",
     "RestartPolicy",
+    "Restarted",
     "ServerConfig",
     "ServerExitedError",
     "ServerGroup",
     "ServerStartError",
     "ServerStatus",
     "SseConnectionManager",
+    "StateChanged",
     "StdioConnectionManager",
     "StreamableHttpConnectionManager",
     "StreamableHttpOrSseConnectionManager",

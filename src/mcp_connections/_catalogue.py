@@ -30,6 +30,7 @@ import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
+from ._events import EventHub
 from ._naming import (
     SEPARATOR,
     CatalogueIndex,
@@ -152,6 +153,7 @@ class Catalogue:
         self._closing: anyio.Event | None = None
         self._closed: anyio.Event | None = None
         self._task: object = None
+        self.events: EventHub | None = None  # the group's: catalogue changes are events too
 
     # -- wiring ----------------------------------------------------------------------------------------
 
@@ -291,6 +293,8 @@ class Catalogue:
             )
         for kind in kinds:
             if getattr(old, kind) != getattr(new, kind):
+                if self.events is not None:
+                    self.events.catalogue_changed(cause, kind, len(getattr(new, kind)))
                 self._changed_by[kind].add(cause)
                 self._notifiers[kind].request(self._tg)
 

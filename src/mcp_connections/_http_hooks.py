@@ -93,6 +93,8 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
         self._auth = auth
         self._client_factory = httpx_client_factory or default_http_client
         self._endpoint = httpx2.URL(self._url)
+        # The streamable HTTP session's id once the server gave one (for spans: mcp.session.id).
+        self.http_session_id: str | None = None
 
     def _new_client(self) -> httpx2.AsyncClient:
         """A client for one connection, from the factory, with this manager's response watch added."""
@@ -129,6 +131,7 @@ class RemoteHttpConnectionManager(RemoteConnectionManager):
             return  # an auth flow's own requests (metadata, tokens) are its business
         status = response.status_code
         if status < 300:
+            self.http_session_id = response.headers.get("mcp-session-id") or self.http_session_id
             if isinstance(response.stream, httpx2.AsyncByteStream):
                 response.stream = _WatchedBody(response.stream, self._body_failed)
         elif status >= 400 and not self._stop_called:

@@ -40,7 +40,14 @@ _RESOURCE_RESULT: TypeAdapter[types.ReadResourceResult | types.InputRequiredResu
 class SessionRequests:
     """The request methods of ``ManagedSession`` (a mixin: ``_request`` is the session's)."""
 
-    async def _request(self, what: str, send: Callable[[Client], Awaitable[R]], timeout: float | None = _UNSET) -> R:
+    async def _request(
+        self,
+        what: str,
+        send: Callable[[Client], Awaitable[R]],
+        timeout: float | None = _UNSET,
+        *,
+        target: str | None = None,
+    ) -> R:
         raise NotImplementedError
 
     async def send_ping(self, *, timeout: float | None = _UNSET) -> types.EmptyResult:
@@ -82,7 +89,7 @@ class SessionRequests:
         async def send(client: Client) -> types.CallToolResult:
             return await client.call_tool(name, arguments, progress_callback=progress_callback, meta=meta)
 
-        return await self._request(f"tools/call {name!r}", send, timeout)
+        return await self._request(f"tools/call {name!r}", send, timeout, target=name)
 
     async def list_resources(
         self, *, timeout: float | None = _UNSET, cache_mode: CacheMode = "use"
@@ -122,7 +129,7 @@ class SessionRequests:
 
             return await _drive(client, attempt)
 
-        return await self._request(f"resources/read {uri!r}", send, timeout)
+        return await self._request(f"resources/read {uri!r}", send, timeout, target=uri)
 
     async def list_prompts(
         self, *, timeout: float | None = _UNSET, cache_mode: CacheMode = "use"
@@ -160,7 +167,7 @@ class SessionRequests:
 
             return await _drive(client, attempt)
 
-        return await self._request(f"prompts/get {name!r}", send, timeout)
+        return await self._request(f"prompts/get {name!r}", send, timeout, target=name)
 
 
 async def _drive(

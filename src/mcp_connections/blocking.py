@@ -257,6 +257,11 @@ class BlockingSession(_StartedInWith):
         """Call ``callback(old, new)`` at every change of ``state``, in the loop thread."""
         self._get().on_state_change(callback)
 
+    def on_event(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of the session (``mcp_connections.events``), in the loop
+        thread (it must not call this object's blocking methods); returns a remover."""
+        return self._get().on_event(callback)
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> types.InitializeResult | types.DiscoverResult:
@@ -476,6 +481,11 @@ class BlockingGroup(_StartedInWith):
         options: dict[str, Any] = {} if timeout is _UNSET else {"timeout": timeout}
         call = functools.partial(self.group.call, name, arguments, progress_callback=relay, meta=meta, **options)
         return self._loop.run(self._running(), call)
+
+    def on_event(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of every server (``mcp_connections.events``), in the loop
+        thread (it must not call this object's blocking methods); returns a remover."""
+        return self.group.on_event(callback)
 
     def on_tools_changed(self, callback: Callable[[BlockingGroup], object]) -> None:
         """Call ``callback(blocking_group)`` after every change of the catalogue's tools, in the loop thread (it must

@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -37,12 +37,14 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from ._catalogue import UNSET as _UNSET
 from ._catalogue import Catalogue, ChangeCallback
+from ._events import EventHub
 from ._host_callbacks import bind_host_callbacks, pop_host_callbacks
 from ._naming import CatalogueIndex, GroupPrompt, GroupResource, GroupTool, NamingMode, ToolFilter
 from ._textsink import PrefixedTextSink, TextSink
 from .base import RUNNING_STATES, ConnectionManager, ConnectionState
 from .config import ServerConfig, load_config, parse_config
 from .errors import ConfigError, GroupStartError, MCPConnectionError
+from .events import EventCallback
 from .session import ManagedSession
 from .stdio import StdioConnectionManager
 from .transports import TransportOptions, registry
@@ -129,6 +131,8 @@ class ServerGroup:
         self._catalogue = Catalogue(
             self, [c.name for c in enabled], lambda name: self[name], CatalogueIndex(tool_names, filters)
         )
+        self._events = EventHub(lambda: "group")
+        self._catalogue.events = self._events
         self._members: dict[str, _Member] = {}
         for config in enabled:
             transport = config.transport or _UNDECIDED_URL_TRANSPORT
@@ -167,6 +171,7 @@ class ServerGroup:
             elif value is not None:
                 options[key] = value
         session = ManagedSession(manager, **options)
+        session._events.parent = self._events  # the group's on_event sees every server's events
         self._catalogue.attach(config.name, session)
         return session
 
@@ -314,6 +319,12 @@ class ServerGroup:
         return await self._catalogue.call(
             name, arguments, timeout=timeout, progress_callback=progress_callback, meta=meta
         )
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of every server (``mcp_connections.events``): state changes,
+        restarts with their cause, catalogue changes and the end of each request; returns a remover. Plain or
+        ``async def``; one that raises is logged with the server's name and breaks nothing."""
+        return self._events.add(callback)
 
     def on_tools_changed(self, callback: ChangeCallback) -> None:
         """Call ``callback(group)`` after every change of the catalogue's tools (plain or ``async``; changes that

@@ -34,6 +34,7 @@ from mcp import Client, ClientSession
 from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared.exceptions import MCPError
 
+from ._events import EventHub, observe
 from ._generations import (
     CLIENT_OPTIONS,
     ChangeKind,
@@ -44,6 +45,7 @@ from ._generations import (
     listen_filter,
 )
 from ._lifecycle import ABANDONED_START_STOP_TIMEOUT, RUNNING_STATES, ConnectionState, Lifecycle, LifecycleOwner, Ready
+from ._otel import traced_streams
 from ._requests import _UNSET, SessionRequests
 from .base import ConnectionManager, describe_exception
 from .errors import (
@@ -54,6 +56,7 @@ from .errors import (
     MCPConnectionError,
     RequestTimeoutError,
 )
+from .events import EventCallback
 from .restart import RestartPolicy, RestartTracker
 
 __all__ = ["ListChangedCallback", "ManagedSession", "StateCallback"]
@@ -154,6 +157,7 @@ class ManagedSession(SessionRequests, LifecycleOwner):
             on_change=self._state_changed,
         )
         self._callbacks: list[StateCallback] = []
+        self._events = EventHub(lambda: self.name)
         self._current: _Connection | None = None
         # Set (and replaced) at every change of state: requests waiting for a connection watch it.
         self._changed = anyio.Event()
@@ -176,6 +180,11 @@ class ManagedSession(SessionRequests, LifecycleOwner):
     def on_state_change(self, callback: StateCallback) -> None:
         """Call ``callback(old, new)`` at every change of ``state``."""
         self._callbacks.append(callback)
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of this session (``mcp_connections.events``): state changes,
+        restarts with their cause, and the end of each request; returns a remover. Plain or ``async def``."""
+        return self._events.add(callback)
 
     def on_list_changed(self, callback: ListChangedCallback) -> Callable[[], None]:
         """Call ``callback(kind)`` when the server's tools, prompts or resources change; returns a remover.
@@ -205,6 +214,7 @@ class ManagedSession(SessionRequests, LifecycleOwner):
                 callback(old, new)
             except Exception:
                 logger.exception("%s: state callback %r raised", self.name, callback)
+        self._events.state_changed(old, new, self._lifecycle.error)
 
     def _manager_closed(self, manager: ConnectionManager[Any]) -> None:
         current = self._current
@@ -276,6 +286,7 @@ class ManagedSession(SessionRequests, LifecycleOwner):
                     logger.info("%s: connection lost (%s); restarting in %.2fs", self.name, failure, delay)
                     await anyio.sleep(delay)
                     self.restarts += 1
+                    self._events.restarted(self.restarts, failure, delay)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.manager.stop(self._stop_budget())
@@ -314,9 +325,8 @@ class ManagedSession(SessionRequests, LifecycleOwner):
             if user is not None:
                 await user(message)
 
-        client = Client(
-            StreamsTransport(streams), mode=self.mode, **{**self.session_options, "message_handler": on_message}
-        )
+        options = {**self.session_options, "message_handler": on_message}
+        client = Client(StreamsTransport(traced_streams(streams)), mode=self.mode, **options)
         # Errors are returned out of the Client, not raised inside it: its task group would wrap them in an
         # ExceptionGroup. The negotiation's deadline is lifted once it is done, from a scope that encloses the
         # Client's task group (a scope around __aenter__ alone would be exited out of order).
@@ -538,7 +548,18 @@ class ManagedSession(SessionRequests, LifecycleOwner):
                 continue
             raise RequestTimeoutError("no connection became ready before the request's timeout", server=self.name)
 
-    async def _request(self, what: str, send: Callable[[Client], Awaitable[R]], timeout: float | None = _UNSET) -> R:
+    async def _request(
+        self,
+        what: str,
+        send: Callable[[Client], Awaitable[R]],
+        timeout: float | None = _UNSET,
+        *,
+        target: str | None = None,
+    ) -> R:
+        # Its event and span (``_events``); ``target`` is the tool or prompt name, or the resource URI.
+        return await observe(self._events, self, what, target, lambda: self._send_request(what, send, timeout))
+
+    async def _send_request(self, what: str, send: Callable[[Client], Awaitable[R]], timeout: float | None) -> R:
         if timeout is _UNSET:
             timeout = self.request_timeout
         deadline = anyio.current_time() + timeout if timeout is not None and timeout > 0 else math.inf

@@ -21,6 +21,7 @@ Switches (any combination):
   --no-default-tools             only the extra tools (and, with --dynamic, the catalogue tools)
   --dynamic                      also the catalogue tools below, and listChanged in the capabilities
   --hang-on-list                 never answer tools/list (everything else works)
+  --echo-meta                    also the tool meta(), that answers with the request's _meta as JSON
 
 Tools: echo(text), add(a, b), sleep(seconds), big(size), crash(code), pid(), stderr(text), env(name), cwd(),
 accent(), freeze() (stop answering anything, pings included, while staying alive); with --dynamic, for the catalogue:
@@ -106,6 +107,8 @@ def set_up_tools() -> None:
     if flag("--dynamic"):
         TOOLS.extend(CATALOGUE_TOOLS)
     TOOLS.extend(extra_tool(name) for name in names)
+    if flag("--echo-meta"):
+        TOOLS.append({"name": "meta", "description": "The request's _meta", "inputSchema": {"type": "object"}})
 
 
 def notify(method: str) -> None:
@@ -137,6 +140,8 @@ def call_tool(name: str, arguments: dict, meta: dict | None = None) -> dict:
         return text_result(json.dumps(meta or {}, sort_keys=True))
     if name in EXTRA:
         return text_result(name)
+    if name == "meta" and flag("--echo-meta"):
+        return text_result(json.dumps(meta or {}, sort_keys=True))
     if name == "add_tool":
         TOOLS.append(extra_tool(str(arguments["name"])))
         notify("notifications/tools/list_changed")

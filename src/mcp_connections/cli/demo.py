@@ -26,6 +26,9 @@ HTTP_SERVER_START_TIMEOUT = 30.0
 # Bound on the restart that the demo provokes.
 RESTART_TIMEOUT = 15.0
 
+# How long the demo goes on showing the live view (``watch``) once the killed server is back.
+WATCH_AFTER_RESTART = 1.5
+
 _DEMO_SERVER = [sys.executable, "-m", "mcp_connections._demo_server"]
 
 
@@ -82,11 +85,13 @@ async def run_demo(out: Output | None = None) -> int:
 
     from ..base import ConnectionState
     from ..group import ServerGroup
+    from .watch import Watch
 
     out = out or Output()
     total_started = time.perf_counter()
     async with http_demo_server() as url:
         group = ServerGroup.from_config(demo_config(url), errlog=None)
+        watch = Watch(group, out, keys=False)  # follows the events from the start, for uptimes
         out.line("Starting three MCP servers concurrently: two over stdio, one over streamable HTTP.")
         started = time.perf_counter()
         try:
@@ -105,15 +110,20 @@ async def run_demo(out: Output | None = None) -> int:
             victim = "alpha"
             pid = group.status()[victim].pid
             assert pid is not None
-            out.line(f"Killing {victim} (pid {pid}) with SIGKILL...")
+            out.line(f"Killing {victim} (pid {pid}) with SIGKILL, in the live view of `mcp-connections watch`:")
             changes: list[str] = []
             group[victim].on_state_change(lambda old, new: changes.append(f"{old} -> {new}"))
-            killed_at = time.perf_counter()
-            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: SIGTERM is TerminateProcess
-            with anyio.fail_after(RESTART_TIMEOUT):
-                while group[victim].restarts < 1 or group[victim].state is not ConnectionState.CONNECTED:
-                    await anyio.sleep(0.005)
-            back = (time.perf_counter() - killed_at) * 1000
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch.show, tg, None)
+                await anyio.sleep(0.5)  # the view is up before the kill
+                killed_at = time.perf_counter()
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: SIGTERM is TerminateProcess
+                with anyio.fail_after(RESTART_TIMEOUT):
+                    while group[victim].restarts < 1 or group[victim].state is not ConnectionState.CONNECTED:
+                        await anyio.sleep(0.005)
+                back = (time.perf_counter() - killed_at) * 1000
+                await anyio.sleep(WATCH_AFTER_RESTART)
+                tg.cancel_scope.cancel()
             status = group.status()[victim]
             out.line(
                 f"  {victim} noticed and restarted: {', '.join(changes)}; back in {back:.0f} ms (pid {status.pid})"
