@@ -144,21 +144,17 @@ class CatalogueCache:
             logger.info("%s: cached %s expired (the server's ttlMs)", config.name, expired)
         return fresh
 
-    def save(self, config: ServerConfig, lists: Mapping[Kind, list[Any]], ttl_ms: Mapping[Kind, int | None]) -> None:
-        """Write the server's lists (``ttl_ms``: each list's hint, None for none), atomically; failures are logged."""
-        now = time.time()
+    def save(self, config: ServerConfig, lists: Mapping[Kind, CachedList]) -> None:
+        """Write the server's lists (each with its expiry), atomically; a failure is logged, never raised."""
         document = {
             "format": FORMAT,
             "version": VERSION,
             "server": config.name,
             "key": cache_key(config),
-            "saved_at": now,
+            "saved_at": time.time(),
             "lists": {
-                kind: {
-                    "expires_at": None if not ttl_ms.get(kind) else now + (ttl_ms[kind] or 0) / 1000,
-                    "items": [_dump(item) for item in items],
-                }
-                for kind, items in lists.items()
+                kind: {"expires_at": cached.expires_at, "items": [_dump(item) for item in cached.items]}
+                for kind, cached in lists.items()
             },
         }
         path = self.path_for(config)

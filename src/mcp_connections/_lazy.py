@@ -188,13 +188,15 @@ class Demand:
         self._starting = True
         self.idle = False
         began = anyio.current_time()
-        why = "its first use" if self.lazy and self._last_error is None and not self.resumable else "a new use"
-        logger.info("%s: starting on demand (%s)", self.name, why)
+        logger.info("%s: starting on demand", self.name)
         try:
             await self.session.start()
         except MCPConnectionError as exc:
-            self._failed(exc)
-            raise
+            error = exc if isinstance(exc, ConnectError) else _as_connect_error(exc)
+            self._failed(error)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self._starting = False
         self.ready_in = anyio.current_time() - began
@@ -210,7 +212,7 @@ class Demand:
         self._failed_at = now
         policy = self.session.restart_policy
         if policy is None:
-            logger.warning("%s: failed to start on demand: %s", self.name, exc)
+            logger.warning("%s: failed to start on demand: %s", self.name, exc.message)
             return
         if self._failures is None:
             self._failures = RestartTracker(policy)
@@ -224,7 +226,7 @@ class Demand:
                 self._failures.recent_losses,
                 policy.window,
                 policy.window,
-                exc,
+                exc.message,
             )
         else:
             self._not_before = now + delay
@@ -299,6 +301,14 @@ class Demand:
             logger.info("%s: no request for %gs; stopping it until its next use", self.name, timeout)
             await self.session.stop(IDLE_STOP_TIMEOUT)
             return True
+
+
+def _as_connect_error(exc: MCPConnectionError) -> ConnectError:
+    """A start that failed otherwise (the server exited during the handshake: ``ServerExitedError``) is, for the
+    use that asked for it, a connection that could not be made."""
+    error = ConnectError(f"could not start on demand: {exc.message}", server=exc.server)
+    error.__cause__ = exc
+    return error
 
 
 async def list_with_hint(session: ManagedSession, kind: Kind, timeout: float | None) -> tuple[list[Any], int | None]:

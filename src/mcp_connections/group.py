@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,7 +41,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 
-from ._cache import KINDS, CatalogueCache
+from ._cache import CachedList, CatalogueCache
 from ._catalogue import UNSET as _UNSET
 from ._catalogue import Catalogue, ChangeCallback, Kind
 from ._lazy import Demand, OnDemandSession
@@ -102,10 +102,8 @@ class _Member:
     start_error: BaseException | None = None
     tool_count: int | None = None  # from the last list_tools() of the group
     demand: Demand | None = None  # set right after the session: lazy start and idle stop
-    cached: set[Kind] | None = None  # kinds whose lists came from the disk cache and were not listed live since
-    cached_until: dict[Kind, float | None] | None = None  # their expiry (wall clock), from the server's ttlMs
-    hints: dict[Kind, int | None] | None = None  # the ttlMs of the last live listing of each kind
-    written: dict[Kind, list[Any] | None] | None = None  # what the disk cache got last, so as not to write it again
+    cached: set[Kind] = field(default_factory=set)  # kinds whose lists came from the disk cache, not listed since
+    disk: dict[Kind, CachedList] = field(default_factory=dict)  # what its cache file holds (as read or written)
 
 
 class ServerGroup:
@@ -306,8 +304,7 @@ class ServerGroup:
             raise RuntimeError(f"start() called while servers are running ({', '.join(running)}); call stop() first")
         for member in self._members.values():
             member.start_error = member.ready_in = None
-            member.cached = member.cached_until = member.written = None
-            member.hints = dict.fromkeys(KINDS)
+            member.cached, member.disk = set(), {}
             assert member.demand is not None
             member.demand.reset()
         self._active = True
@@ -353,35 +350,25 @@ class ServerGroup:
         cached = self.cache.load(member.config)
         if not cached:
             return
-        member.cached = set(cached)
-        member.cached_until = {kind: entry.expires_at for kind, entry in cached.items()}
+        member.cached, member.disk = set(cached), dict(cached)
         self._catalogue.seed(member.config.name, {kind: entry.items for kind, entry in cached.items()})
 
     def _listed(self, name: str, kind: Kind, items: list[Any], ttl_ms: int | None) -> None:
         """A live listing came in: it replaces the cached list, and the disk cache gets the server's lists."""
         member = self._members[name]
-        if member.cached is not None:
-            member.cached.discard(kind)
-        if member.hints is None:
-            member.hints = dict.fromkeys(KINDS)
-        member.hints[kind] = ttl_ms
+        member.cached.discard(kind)
         if self.cache is None:
             return
-        lists = self._catalogue.lists(name)
-        if any(lists[k] is None for k in KINDS) or member.cached:
-            return  # not all listed live yet: write once they are
-        if lists == member.written and not any(member.hints.values()):
-            return  # the same as last written, and no expiry to push forward
-        complete = {k: v for k, v in lists.items() if v is not None}
-        self.cache.save(member.config, complete, member.hints)
-        member.written = lists
+        previous = member.disk.get(kind)
+        if previous is not None and previous.expires_at is None and ttl_ms is None and previous.items == items:
+            return  # the file has it already
+        # Written at each listing, not once all three are in: a group stopped right after tools() keeps its tools.
+        member.disk[kind] = CachedList(list(items), None if ttl_ms is None else time.time() + ttl_ms / 1000)
+        self.cache.save(member.config, member.disk)
 
     def _cached_list_expired(self, name: str, kind: Kind) -> bool:
         member = self._members[name]
-        if not member.cached or kind not in member.cached or member.cached_until is None:
-            return False
-        expires_at = member.cached_until.get(kind)
-        return expires_at is not None and time.time() >= expires_at
+        return kind in member.cached and member.disk[kind].expired()
 
     async def stop(self, timeout: float | None = 30.0) -> None:
         """Stop every server concurrently, within ``timeout`` (plus a small margin); never raises."""
