@@ -296,3 +296,16 @@ def test_a_blocking_group_starts_lazy_servers_on_first_use() -> None:
         assert group.status()["lazy"].state is ConnectionState.CONNECTED
         assert group.status()["eager"].state is ConnectionState.IDLE
         assert len(group.tools()) == 22
+
+
+def test_the_readme_lazy_example_runs_and_prints_what_it_says() -> None:
+    import re
+    import subprocess
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Lazy servers, idle stop and the catalogue cache", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    result = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() in (["idle", "5", "connected"], ["idle", "5.0", "connected"])

@@ -9,6 +9,6 @@ the table, the JSON and the chart to show it.
 """
 
 # The families, imported for their @figure registrations; the order of the run is each figure's `order`.
-from . import calls, cycles, floor, http_calls, imports, memory, start_stop
+from . import calls, cycles, floor, http_calls, imports, lazy, memory, start_stop
 
-__all__ = ["calls", "cycles", "floor", "http_calls", "imports", "memory", "start_stop"]
+__all__ = ["calls", "cycles", "floor", "http_calls", "imports", "lazy", "memory", "start_stop"]
