@@ -309,3 +309,11 @@ def test_the_readme_lazy_example_runs_and_prints_what_it_says() -> None:
     result = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() in (["idle", "5", "connected"], ["idle", "5.0", "connected"])
+
+
+async def test_a_call_by_a_prefixed_name_starts_only_the_lazy_server_it_names() -> None:
+    async with group_of({"a": server(start="lazy"), "b": server(start="lazy")}, cache=False) as group:
+        assert text(await group.call("b__echo", {"text": "only b"})) == "only b"
+        assert group.status()["a"].state is ConnectionState.IDLE
+        assert group.status()["b"].state is ConnectionState.CONNECTED
+        assert len(running_servers()) == 1

@@ -393,9 +393,10 @@ class Catalogue:
 
     # -- reading the catalogue ---------------------------------------------------------------------------
 
-    async def settle(self, kind: Kind) -> CatalogueSnapshot:
+    async def settle(self, kind: Kind, *, only: Sequence[str] | None = None) -> CatalogueSnapshot:
         """The catalogue once the listings of ``kind`` in flight are done (within ``SETTLE_TIMEOUT``), lazy
-        servers with no list of ``kind`` started first (each within its ``init_timeout``)."""
+        servers with no list of ``kind`` started first (each within its ``init_timeout``; ``only``: of these, just
+        the ones named)."""
         demands = self._demands
         if not demands.active() and not any(self._session(name).state in RUNNING_STATES for name in self._servers):
             return self.snapshot  # nothing runs: nothing to list, and no task to start that nobody would stop
@@ -403,7 +404,7 @@ class Catalogue:
         wanted = [
             name
             for name, server in self._servers.items()
-            if demands.wants_start(name, kind, server.items[kind] is not None)
+            if (only is None or name in only) and demands.wants_start(name, kind, server.items[kind] is not None)
         ]
         if wanted:
             async with anyio.create_task_group() as tg:
@@ -443,7 +444,7 @@ class Catalogue:
         progress_callback: ProgressFnT | None,
         meta: types.RequestParamsMeta | None,
     ) -> types.CallToolResult:
-        entry = self.snapshot.tool(name) or (await self.settle("tools")).tool(name)
+        entry = self.snapshot.tool(name) or (await self.settle("tools", only=self._prefixed_by(name))).tool(name)
         if entry is None:
             server = self._departed.get(name) or self._down_server(name)
             if server is not None:
@@ -486,6 +487,18 @@ class Catalogue:
             )
         options: dict[str, Any] = {} if timeout is UNSET else {"timeout": timeout}
         return await self._session(server).read_resource(uri, **options)
+
+    def _prefixed_by(self, name: str) -> list[str] | None:
+        """The lazy servers with no tools listed whose prefix ``name`` carries, when there are any: a call by that
+        name starts only them; None: any server may have it (an ``auto`` name, say)."""
+        owners = [
+            server
+            for server, lists in self._servers.items()
+            if lists.items["tools"] is None
+            and name.startswith(sanitize(server) + SEPARATOR)
+            and self._demands.wants_start(server, "tools", False)
+        ]
+        return owners or None
 
     def _down_server(self, name: str) -> str | None:
         """The server that is not running and whose prefix ``name`` carries, if any."""

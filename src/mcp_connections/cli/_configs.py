@@ -30,7 +30,10 @@ def config_path(path: str) -> str:
 
 
 def load(path: str, only: str | None = None) -> dict[str, ServerConfig]:
-    """The servers of a config file, or only the one named ``only``."""
+    """The servers of a config file, or only the one named ``only``; every one eager (``"start": "lazy"`` is for
+    hosts that run long: a one-shot command connects to what it reports on, and its result is never a cached list)."""
+    import dataclasses
+
     from ..config import load_config
     from ..errors import ConfigError
 
@@ -39,4 +42,4 @@ def load(path: str, only: str | None = None) -> dict[str, ServerConfig]:
         if only not in configs:
             raise ConfigError(f"no server {only!r} (servers: {', '.join(configs) or 'none'})", source=path)
         configs = {only: configs[only]}
-    return configs
+    return {name: dataclasses.replace(config, start="eager") for name, config in configs.items()}
