@@ -58,7 +58,8 @@ async def warm_cache(size: int, cache_dir: Path) -> None:
 @figure("lazy", 80)
 async def bench_lazy_catalogue(report: Report, counts: Counts) -> None:
     log(
-        f"{SERVERS} demo servers: group.start() -> full catalogue, lazy with a warm cache vs eager: {counts.lazy_rounds} rounds"
+        f"{SERVERS} demo servers: group.start() -> full catalogue, lazy with a warm cache vs eager: "
+        f"{counts.lazy_rounds} rounds"
     )
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-lazy-cache-"))
     try:

@@ -376,6 +376,10 @@ class ServerGroup:
         async with anyio.create_task_group() as tg:
             for member in self._members.values():
                 tg.start_soon(member.session.stop, timeout)
+        for member in self._members.values():
+            member.cached = set()
+            assert member.demand is not None
+            member.demand.idle = False  # asleep no more: stopped, like every server of the group
         self._catalogue.drop_all()
         await self._catalogue.aclose()
 
