@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+TOOLS := .tools
+CONFORMANCE := @modelcontextprotocol/conformance@0.1.16
+# The suite needs Node 22 (the machines have Node 20): npm's `node@22` package brings its own binary.
+CONFORMANCE_STAMP := $(TOOLS)/.installed-conformance-0.1.16
+
+.PHONY: demo test lint bench soak clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +37,14 @@ bench: $(STAMP)
 soak: $(STAMP)
 	SOAK_SECONDS=$${SOAK_SECONDS:-300} $(BIN)/python -m pytest tests/soak -q -s -p no:cacheprovider --timeout=0
 
+$(CONFORMANCE_STAMP):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error $(CONFORMANCE) node@22
+	touch $@
+
+# The official MCP conformance suite against tests/conformance/client.py (see tests/conformance/run.py).
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(BIN)/python tests/conformance/run.py
+
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -14,6 +14,7 @@ import typing as _typing
 
 from ._redact import install_url_redaction as _install_url_redaction
 from .errors import (
+    AuthError,
     ConfigError,
     ConnectError,
     ConnectionLostError,
@@ -28,6 +29,7 @@ from .errors import (
 
 if _typing.TYPE_CHECKING:
     from ._textsink import TextSink
+    from .auth import FileTokenStore, MemoryTokenStore, OAuth, TokenStore
     from .base import ConnectionManager, ConnectionState
     from .blocking import BlockingGroup, BlockingSession
     from .config import ServerConfig
@@ -59,10 +61,13 @@ _LAZY: dict[str, str] = {
     "ConnectionManager": ".base",
     "ConnectionState": ".base",
     "InMemoryConnectionManager": ".memory",
+    "FileTokenStore": ".auth",
     "GroupPrompt": ".group",
     "GroupResource": ".group",
     "GroupTool": ".group",
     "ManagedSession": ".session",
+    "MemoryTokenStore": ".auth",
+    "OAuth": ".auth",
     "RestartPolicy": ".restart",
     "ServerConfig": ".config",
     "ServerGroup": ".group",
@@ -72,6 +77,7 @@ _LAZY: dict[str, str] = {
     "StreamableHttpConnectionManager": ".streamable_http",
     "StreamableHttpOrSseConnectionManager": ".transports.http_or_sse",
     "TextSink": "._textsink",
+    "TokenStore": ".auth",
     "WebSocketConnectionManager": ".websocket",
 }
 
@@ -98,6 +104,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AuthError",
     "BlockingGroup",
     "BlockingSession",
     "ConfigError",
@@ -105,6 +112,7 @@ __all__ = [
     "ConnectionLostError",
     "ConnectionManager",
     "ConnectionState",
+    "FileTokenStore",
     "GroupPrompt",
     "GroupResource",
     "GroupStartError",
@@ -113,6 +121,8 @@ __all__ = [
     "InMemoryConnectionManager",
     "MCPConnectionError",
     "ManagedSession",
+    "MemoryTokenStore",
+    "OAuth",
     "RequestTimeoutError",
     "RestartPolicy",
     "ServerConfig",
@@ -125,6 +135,7 @@ __all__ = [
     "StreamableHttpConnectionManager",
     "StreamableHttpOrSseConnectionManager",
     "TextSink",
+    "TokenStore",
     "ToolNotFoundError",
     "WebSocketConnectionManager",
 ]

@@ -2,12 +2,12 @@
 
 Design: one JSON file per server in a directory of its own, named by the server's *key*: a SHA-256 of what
 in its config entry decides which server it is (name, transport, command, args, env, cwd, url, headers,
-inherit_env, mode). A change of any of these gives another key, so the old entry is simply never read again:
+auth, inherit_env, mode). A change of any of these gives another key, so the old entry is simply never read again:
 a config change invalidates that server's entry without anyone having to say so. Settings that do not change
 what the server lists (timeouts, restart, filters, ``start``, ``idle_timeout``) are left out of the key, so
 that switching a server to lazy finds the lists its eager runs wrote. The file holds the server's name, the
 key, when it was written and the three lists as the server sent them; never a config value (secrets in
-``env`` and ``headers`` only ever reach the file as part of the hash).
+``env``, ``headers`` and ``auth`` only ever reach the file as part of the hash).
 
 The directory is ``MCP_CONNECTIONS_CACHE_DIR`` when set, else ``catalogue`` in the user cache directory
 (``platformdirs``: ``~/.cache/mcp-connections/catalogue`` on Linux), else what ``ServerGroup(cache_dir=...)``
@@ -81,8 +81,9 @@ def cache_key(config: ServerConfig) -> str:
         "headers": dict(sorted(config.headers.items())),
         "inherit_env": list(config.inherit_env) if isinstance(config.inherit_env, tuple) else config.inherit_env,
         "mode": config.mode,
+        "auth": getattr(config, "auth", None),  # credentials may decide what a server lists; hashed like the rest
     }
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -166,8 +166,11 @@ class ConnectionManager(LifecycleOwner, ABC, Generic[T]):
                     self._connection = None
         except Exception as exc:
             failure = self._translate_error(exc, "connected" if ready.done() else "connect")
-            if failure is not exc and failure.__cause__ is None:
-                failure.__cause__ = unwrap_exception(exc)
+            cause = unwrap_exception(exc)
+            # A library error raised inside the transport's task group is its own leaf: chaining it to
+            # itself would make a cycle that every walk down __cause__ loops on.
+            if failure is not exc and failure is not cause and failure.__cause__ is None:
+                failure.__cause__ = cause
         finally:
             self._connection = None
         if lifecycle.error is not None:

@@ -11,13 +11,14 @@ The format is the one Claude Desktop, Cursor and other MCP hosts use::
 ``type``), ``disabled``, ``required``, ``restart``, ``init_timeout``, ``request_timeout``,
 ``ping_interval``, ``inherit_env`` (``true``, or a list of variable names: more of the caller's
 environment than the safe default), ``include_tools`` and ``exclude_tools`` (lists of shell-style
-patterns on the tools' own names, for the group's catalogue; exclude wins), ``start`` (``"eager"``, the
-default, or ``"lazy"``: started on first use, not by the group's ``start()``) and ``idle_timeout`` (seconds
-without a request after which the server is stopped, to start again on the next use); keys it does not know are
-left alone, since hosts add their own. ``${VAR}`` and ``${VAR:-default}`` are expanded from the
-environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and ``headers`` by plain string
-substitution, never through a shell. Every mistake raises a ``ConfigError`` that names the file, the
-server and the field.
+patterns on the tools' own names, for the group's catalogue; exclude wins), ``auth`` on remote servers
+(``"oauth"``, or an object with ``type`` ``"oauth"``, ``"client_credentials"`` or ``"bearer"``: see
+``mcp_connections.auth``), ``start`` (``"eager"``, the default, or ``"lazy"``: started on first use, not by
+the group's ``start()``) and ``idle_timeout`` (seconds without a request after which the server is stopped, to
+start again on the next use); keys it does not know are left alone, since hosts add their own. ``${VAR}``
+and ``${VAR:-default}`` are expanded from the environment in ``command``, ``args``, ``env``, ``cwd``,
+``url``, ``headers`` and ``auth`` by plain string substitution, never through a shell. Every mistake
+raises a ``ConfigError`` that names the file, the server and the field.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from ._redact import redact_url
@@ -70,15 +72,18 @@ class ServerConfig:
     mode: str | None = None  # None: whatever the group says ("auto" by default); else "legacy" or a version
     include_tools: tuple[str, ...] | None = None  # None: every tool; else shell-style patterns on tool names
     exclude_tools: tuple[str, ...] = ()
+    # Remote servers: {"type": "oauth" | "client_credentials" | "bearer", ...}, variables expanded.
+    auth: Mapping[str, Any] | None = None
     start: StartMode | None = None  # None: whatever the group says (eager unless ServerGroup(lazy=True))
     idle_timeout: float | None = None  # None: whatever the group says (no idle stop by default)
 
     def __repr__(self) -> str:
         # env and header values are secrets more often than not: show their names only.
         target = f"command={self.command!r}" if self.command is not None else f"url={redact_url(self.url or '')!r}"
+        auth = f", auth={self.auth.get('type', 'oauth')!r}" if self.auth is not None else ""
         return (
             f"ServerConfig(name={self.name!r}, transport={self.transport!r}, {target}, "
-            f"env=[{', '.join(self.env)}], headers=[{', '.join(self.headers)}])"
+            f"env=[{', '.join(self.env)}], headers=[{', '.join(self.headers)}]{auth})"
         )
 
 
@@ -251,9 +256,88 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
         mode=mode,
         include_tools=patterns("include_tools"),
         exclude_tools=patterns("exclude_tools") or (),
+        auth=_parse_auth(entry.get("auth"), transport, command, expand, error),
         start=start,
         idle_timeout=seconds("idle_timeout"),
     )
+
+
+# The settings each kind of "auth" takes (all optional but those that kind needs), and which are strings.
+_AUTH_SETTINGS: dict[str, tuple[str, ...]] = {
+    "oauth": (
+        "client_id",
+        "client_secret",
+        "scopes",
+        "redirect_uri",
+        "client_metadata_url",
+        "token_endpoint_auth_method",
+        "client_name",
+    ),
+    "client_credentials": (
+        "client_id",
+        "client_secret",
+        "scopes",
+        "token_endpoint_auth_method",
+        "private_key",
+        "private_key_file",
+        "signing_algorithm",
+        "assertion",
+        "issuer",
+    ),
+    "bearer": ("token",),
+}
+
+
+def _parse_auth(value: Any, transport: Transport | None, command: str | None, expand: Any, error: Any) -> Any:
+    """The ``auth`` field, checked and with its variables expanded: a mapping with ``type``, or None."""
+    if value is None:
+        return None
+    if command is not None or transport == "stdio":
+        raise error("only remote servers (a 'url') take auth; a stdio server gets credentials through 'env'", "auth")
+    if transport == "websocket":
+        raise error("the websocket transport takes no auth; use 'headers'", "auth")
+    if value == "oauth":
+        return MappingProxyType({"type": "oauth"})
+    if not isinstance(value, Mapping):
+        raise error(f'expected "oauth" or an object with a "type", got {_kind(value)}', "auth")
+    kind = value.get("type", "oauth")
+    if kind not in _AUTH_SETTINGS:
+        raise error(f"unknown type {kind!r}; use one of {', '.join(_AUTH_SETTINGS)}", "auth.type")
+    known = _AUTH_SETTINGS[kind]
+    unknown = sorted(set(value) - {"type", *known})
+    if unknown:
+        raise error(f"unknown settings {unknown} for type {kind!r}; known: {sorted(known)}", "auth")
+    parsed: dict[str, Any] = {"type": kind}
+    for key in known:
+        item = value.get(key)
+        if item is None:
+            continue
+        if key == "scopes" and isinstance(item, list) and all(isinstance(s, str) for s in item):
+            parsed[key] = tuple(expand(s, f"auth.{key}") for s in item)
+        elif isinstance(item, str):
+            parsed[key] = expand(item, f"auth.{key}")
+        else:
+            expected = "a string or a list of strings" if key == "scopes" else "a string"
+            raise error(f"expected {expected}, got {_kind(item)}", f"auth.{key}")
+    if kind == "bearer" and not parsed.get("token"):
+        raise error("a bearer auth needs 'token' (for example \"${TOKEN}\")", "auth.token")
+    if kind == "client_credentials":
+        if not parsed.get("client_id"):
+            raise error("client_credentials needs 'client_id'", "auth.client_id")
+        secrets = [k for k in ("client_secret", "private_key", "private_key_file", "assertion") if k in parsed]
+        if len(secrets) != 1:
+            raise error(
+                "client_credentials needs exactly one of 'client_secret', 'private_key', 'private_key_file' "
+                f"or 'assertion' (got {secrets or 'none'})",
+                "auth",
+            )
+    method = parsed.get("token_endpoint_auth_method")
+    if method is not None and method not in ("none", "client_secret_basic", "client_secret_post", "private_key_jwt"):
+        raise error(
+            f"unknown method {method!r}; use none, client_secret_basic, client_secret_post or private_key_jwt",
+            "auth.token_endpoint_auth_method",
+        )
+    return MappingProxyType(parsed)
 
 
 def _parse_restart(value: Any, error: Any) -> RestartPolicy | Literal["default"] | None:

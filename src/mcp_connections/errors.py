@@ -5,7 +5,8 @@ The hierarchy::
     MCPConnectionError
     ├── ConnectError
     │   ├── ServerStartError
-    │   └── HandshakeTimeoutError
+    │   ├── HandshakeTimeoutError
+    │   └── AuthError
     ├── ConnectionLostError
     │   └── ServerExitedError
     ├── RequestTimeoutError (also a TimeoutError)
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "ConnectError",
     "ConnectionLostError",
@@ -61,6 +63,18 @@ class ServerStartError(ConnectError):
 
 class HandshakeTimeoutError(ConnectError):
     """The server did not answer ``initialize`` in time."""
+
+
+class AuthError(ConnectError):
+    """Authorizing with the server failed: sign-in timed out or was refused, tokens were rejected.
+
+    ``needs_login`` is true when only a person can fix it: the server wants an interactive sign-in that
+    this process may not start (``mcp-connections login CONFIG SERVER`` does it ahead of time).
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, needs_login: bool = False) -> None:
+        self.needs_login = needs_login
+        super().__init__(message, server=server)
 
 
 class ConnectionLostError(MCPConnectionError):

@@ -44,6 +44,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from ._cache import CachedList, CatalogueCache
 from ._catalogue import UNSET as _UNSET
 from ._catalogue import Catalogue, ChangeCallback, Kind
+from ._host_callbacks import bind_host_callbacks, pop_host_callbacks
 from ._lazy import Demand, OnDemandSession
 from ._naming import CatalogueIndex, GroupPrompt, GroupResource, GroupTool, NamingMode, ToolFilter
 from ._textsink import PrefixedTextSink, TextSink
@@ -136,8 +137,11 @@ class ServerGroup:
         """``defaults`` are ``ManagedSession`` options (``restart``, ``init_timeout``, ``request_timeout``,
         ``ping_interval``, ``ping_timeout``, ``client_info``, ...) that entries do not set themselves; ``errlog``
         is where the stderr of every stdio server goes (each line prefixed with its name; default ``sys.stderr``,
-        ``None`` discards it);
-        ``tool_names`` is ``"prefixed"`` (default) or ``"auto"``, see the class docstring."""
+        ``None`` discards it); ``tool_names`` is ``"prefixed"`` (default) or ``"auto"``, see the class docstring.
+        The host's answers to server requests are given once for all servers, each called with the server's
+        name first: ``elicitation_callback(server_name, context, params)``,
+        ``sampling_callback(server_name, context, params)``, ``list_roots_callback(server_name, context)``
+        (plain or ``async def``; see ``_host_callbacks``)."""
         if tool_names not in ("prefixed", "auto"):
             raise ConfigError(f"tool_names must be 'prefixed' or 'auto', got {tool_names!r}")
         if idle_timeout is not None and (
@@ -150,6 +154,8 @@ class ServerGroup:
         self.cache: CatalogueCache | None = CatalogueCache(cache_dir) if cache else None
         self._active = False  # between start() and stop(): only then do servers start on demand
         self._errlog = errlog
+        # elicitation_callback(server_name, context, params) and the like, once for every server.
+        self._host_callbacks = pop_host_callbacks(defaults)
         self._defaults = defaults
         enabled = [config for config in self.configs.values() if not config.disabled]
         filters = {c.name: ToolFilter(c.include_tools, c.exclude_tools) for c in enabled}
@@ -219,6 +225,7 @@ class ServerGroup:
     def _new_session(self, config: ServerConfig) -> OnDemandSession:
         manager = self._new_manager(config)
         options = dict(self._defaults)
+        options.update(bind_host_callbacks(self._host_callbacks, config.name))
         for key in _SESSION_OPTIONS:
             value = getattr(config, key)
             if key == "restart":

@@ -24,6 +24,7 @@ from mcp.client.sse import sse_client
 from ._bridge import RemoteStreams, translated
 from ._failures import SESSION_GONE, Failure, describe_status
 from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
+from .auth import AuthSpec, resolve_auth
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["SseConnectionManager"]
@@ -54,12 +55,15 @@ class SseConnectionManager(RemoteHttpConnectionManager):
         headers: Mapping[str, str] | None = None,
         timeout: float = 5,
         sse_read_timeout: float = 300,
-        auth: httpx2.Auth | None = None,
+        auth: AuthSpec | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
         *,
         name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, sse_read_timeout, auth, httpx_client_factory, name)
+        super().__init__(url, headers, timeout, sse_read_timeout, None, httpx_client_factory, name)
+        # OAuth (or "oauth", a config "auth" mapping) becomes an httpx2.Auth kept for every reconnect.
+        self._auth, auth_headers = resolve_auth(auth, self._url, lambda: self.name)
+        self._headers.update(auth_headers)
         self.sse_read_timeout = self.read_timeout
 
     @translated

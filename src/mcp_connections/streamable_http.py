@@ -39,6 +39,7 @@ from mcp_types import INVALID_REQUEST, JSONRPCError
 from ._bridge import MAX_MESSAGE_SIZE, RemoteStreams, translated
 from ._failures import SESSION_GONE, describe_status
 from ._http_hooks import HttpClientFactory, Lifetime, RemoteHttpConnectionManager
+from .auth import AuthSpec, resolve_auth
 from .errors import ConnectError, MCPConnectionError
 
 __all__ = ["StreamableHttpConnectionManager"]
@@ -58,7 +59,8 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
 
     ``timeout`` bounds connecting and every HTTP operation but reading; ``read_timeout`` bounds the wait
     for the next bytes of an answer (a long tool call) or of the server's event stream. ``headers`` go on
-    every request; ``auth`` is an ``httpx2.Auth`` (OAuth providers included); ``httpx_client_factory``,
+    every request; ``auth`` is an ``OAuth`` (or ``"oauth"``, or a config file's ``"auth"`` object: see
+    ``mcp_connections.auth``) or any ``httpx2.Auth``; ``httpx_client_factory``,
     when given, builds the client the way the SDK's ``create_mcp_http_client`` does. Userinfo in the URL
     is sent as HTTP Basic authentication. ``name`` is how errors and logs name the server (default: the
     URL, redacted). The connection is ``(read_stream, write_stream)``, ready for ``mcp.ClientSession(read, write)``.
@@ -73,12 +75,15 @@ class StreamableHttpConnectionManager(RemoteHttpConnectionManager):
         headers: Mapping[str, str] | None = None,
         timeout: float = 5,
         read_timeout: float = 300,
-        auth: httpx2.Auth | None = None,
+        auth: AuthSpec | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
         *,
         name: str | None = None,
     ) -> None:
-        super().__init__(url, headers, timeout, read_timeout, auth, httpx_client_factory, name)
+        super().__init__(url, headers, timeout, read_timeout, None, httpx_client_factory, name)
+        # OAuth (or "oauth", a config "auth" mapping) becomes an httpx2.Auth kept for every reconnect.
+        self._auth, auth_headers = resolve_auth(auth, self._url, lambda: self.name)
+        self._headers.update(auth_headers)
 
     @translated
     @asynccontextmanager

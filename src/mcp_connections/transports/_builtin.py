@@ -35,13 +35,15 @@ def stdio(config: ServerConfig, options: TransportOptions) -> StdioConnectionMan
 def streamable_http(config: ServerConfig, options: TransportOptions) -> StreamableHttpConnectionManager:
     from ..streamable_http import StreamableHttpConnectionManager
 
-    return StreamableHttpConnectionManager(_url(config), headers=dict(config.headers) or None, name=config.name)
+    return StreamableHttpConnectionManager(
+        _url(config), headers=dict(config.headers) or None, auth=config.auth, name=config.name
+    )
 
 
 def sse(config: ServerConfig, options: TransportOptions) -> SseConnectionManager:
     from ..sse import SseConnectionManager
 
-    return SseConnectionManager(_url(config), headers=dict(config.headers) or None, name=config.name)
+    return SseConnectionManager(_url(config), headers=dict(config.headers) or None, auth=config.auth, name=config.name)
 
 
 def websocket(config: ServerConfig, options: TransportOptions) -> WebSocketConnectionManager:
@@ -53,7 +55,9 @@ def websocket(config: ServerConfig, options: TransportOptions) -> WebSocketConne
 def http_or_sse(config: ServerConfig, options: TransportOptions) -> StreamableHttpOrSseConnectionManager:
     from .http_or_sse import StreamableHttpOrSseConnectionManager
 
-    return StreamableHttpOrSseConnectionManager(_url(config), headers=dict(config.headers) or None, name=config.name)
+    return StreamableHttpOrSseConnectionManager(
+        _url(config), headers=dict(config.headers) or None, auth=config.auth, name=config.name
+    )
 
 
 def _url(config: ServerConfig) -> str:

@@ -23,13 +23,13 @@ from contextlib import asynccontextmanager, suppress
 from typing import Literal
 
 import anyio
-import httpx2
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
 from .._bridge import OUTGOING_BUFFER, RemoteStreams
 from .._exceptions import chain
 from .._http_hooks import HttpClientFactory
+from ..auth import AuthSpec
 from ..base import ConnectionManager
 from ..errors import ConnectError, ConnectionLostError, MCPConnectionError
 from ..sse import SseConnectionManager
@@ -62,7 +62,7 @@ class StreamableHttpOrSseConnectionManager(ConnectionManager[RemoteStreams]):
         headers: Mapping[str, str] | None = None,
         timeout: float = 5,
         read_timeout: float = 300,
-        auth: httpx2.Auth | None = None,
+        auth: AuthSpec | None = None,
         httpx_client_factory: HttpClientFactory | None = None,
         *,
         name: str | None = None,
