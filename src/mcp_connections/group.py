@@ -317,8 +317,7 @@ class ServerGroup:
         self._active = True
         for member in self._members.values():
             assert member.demand is not None
-            if member.demand.lazy:
-                self._seed_from_cache(member)
+            self._read_cache(member, seed=member.demand.lazy)
         await self._catalogue.start()
         started = time.perf_counter()
 
@@ -351,14 +350,16 @@ class ServerGroup:
     async def _start_server(self, name: str) -> None:
         await self._members[name].session.start()
 
-    def _seed_from_cache(self, member: _Member) -> None:
+    def _read_cache(self, member: _Member, *, seed: bool) -> None:
+        """What the disk cache holds for a server: the catalogue's starting point for a lazy one (``seed``); for an
+        eager one only what the next write merges with (its live lists come at once)."""
         if self.cache is None:
             return
         cached = self.cache.load(member.config)
-        if not cached:
-            return
-        member.cached, member.disk = set(cached), dict(cached)
-        self._catalogue.seed(member.config.name, {kind: entry.items for kind, entry in cached.items()})
+        member.disk = dict(cached)
+        if seed and cached:
+            member.cached = set(cached)
+            self._catalogue.seed(member.config.name, {kind: entry.items for kind, entry in cached.items()})
 
     def _listed(self, name: str, kind: Kind, items: list[Any], ttl_ms: int | None) -> None:
         """A live listing came in: it replaces the cached list, and the disk cache gets the server's lists."""
