@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CACHE_DIR_ENV", "CachedList", "CatalogueCache", "cache_key", "default_cache_dir"]
 
-logger = logging.getLogger("mcp_connections.cache")
+logger = logging.getLogger(__name__)
 
 Kind = Literal["tools", "prompts", "resources"]
 KINDS: tuple[Kind, ...] = ("tools", "prompts", "resources")

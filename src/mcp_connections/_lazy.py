@@ -44,7 +44,7 @@ from .session import ManagedSession
 
 __all__ = ["CATALOGUE_RETRY_AFTER", "IDLE_STOP_TIMEOUT", "Demand", "OnDemandSession", "list_with_hint"]
 
-logger = logging.getLogger("mcp_connections.lazy")
+logger = logging.getLogger(__name__)
 
 Kind = Literal["tools", "prompts", "resources"]
 
