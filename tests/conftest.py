@@ -59,6 +59,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
+def catalogue_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test: the catalogue's disk cache in a fresh temporary directory, never the user's real cache (also
+    for the command lines the tests run, which inherit the variable)."""
+    directory = tmp_path_factory.mktemp("catalogue-cache")
+    monkeypatch.setenv("MCP_CONNECTIONS_CACHE_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture(autouse=True)
 def no_child_left_behind() -> Iterator[None]:
     """Every test: no child process (running or zombie) may outlive it."""
     yield

@@ -9,7 +9,7 @@ the table, the JSON and the chart to show it.
 """
 
 # The families, imported for their @figure registrations; the order of the run is each figure's `order`.
-from . import calls, cycles, events, floor, gateway, generations, http_calls, imports, memory, start_stop
+from . import calls, cycles, events, floor, gateway, generations, http_calls, imports, lazy, memory, start_stop
 
 __all__ = [
     "calls",
@@ -20,6 +20,7 @@ __all__ = [
     "generations",
     "http_calls",
     "imports",
+    "lazy",
     "memory",
     "start_stop",
 ]

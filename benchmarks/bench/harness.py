@@ -52,6 +52,9 @@ class Counts:
     floor_calls: int = 2000
     import_runs: int = 5
     import_rounds: int = 8  # import mcp_connections / --help / import mcp, one fresh interpreter each
+    lazy_rounds: int = 3  # 20 demo servers started eagerly (seconds each) vs lazily from a warm cache
+    lazy_memory_rounds: int = 2  # a fresh interpreter and 20 (eager) or 3 (lazy) demo servers each
+    lazy_call_rounds: int = 5  # first call to a lazy server vs a call to an eager one
 
 
 QUICK = Counts(
@@ -70,6 +73,9 @@ QUICK = Counts(
     floor_calls=300,
     import_runs=2,
     import_rounds=3,
+    lazy_rounds=1,
+    lazy_memory_rounds=1,
+    lazy_call_rounds=2,
 )
 
 

@@ -11,6 +11,12 @@ A server that is reconnecting under its restart policy keeps its last lists, so 
 make the catalogue flap; one that is ``FAILED``, ``STOPPED`` or never connected has no entries. A call to a
 tool of a server that has just gone down raises that server's error, not ``ToolNotFoundError``.
 
+Servers started on demand (``_lazy``) are the exception, told by the group through ``Demands``: a lazy
+server that is not running (never started, stopped for idleness, or failed on its last start) keeps its lists,
+from its last connection or from the disk cache (``seed``), so that the next use can try again; a call routed to
+it goes to its session, which starts it. A listing that needs the lists of a lazy server that has none starts
+it first. Each finished listing is handed to ``Demands.listed`` (the group writes the disk cache from it).
+
 Listings run in a task group owned by the catalogue's own task, started with the group (or by the first
 request) and closed by ``aclose()``; ``tools()`` and friends wait (bounded) for listings in flight, so they
 answer with the lists of the current connections.
@@ -20,9 +26,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -31,6 +37,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from ._events import EventHub
+from ._lazy import list_with_hint
 from ._naming import (
     SEPARATOR,
     CatalogueIndex,
@@ -46,7 +53,7 @@ from .base import RUNNING_STATES, ConnectionState
 from .errors import ConnectError, ConnectionLostError, MCPConnectionError, ToolNotFoundError
 from .session import ManagedSession
 
-__all__ = ["Catalogue", "ChangeCallback", "Kind"]
+__all__ = ["Catalogue", "ChangeCallback", "Demands", "Kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,49 @@ _NOT_RUNNING = (ConnectionState.IDLE, ConnectionState.STOPPING, ConnectionState.
 
 # "No timeout given": the session's own request_timeout applies (None would mean no limit).
 UNSET: Any = object()
+
+
+class Demands(Protocol):
+    """What the group tells the catalogue about servers started on demand (see the module docstring)."""
+
+    def active(self) -> bool:
+        """Whether the group is started: only then do servers start on demand."""
+        ...
+
+    def keeps(self, name: str) -> bool:
+        """Whether server ``name`` keeps its lists while it is not running."""
+        ...
+
+    def wants_start(self, name: str, kind: Kind, has_list: bool) -> bool:
+        """Whether a listing of ``kind`` should start server ``name`` first."""
+        ...
+
+    async def start(self, name: str) -> None:
+        """Start server ``name`` for a listing; never raises (a failure is in its status)."""
+        ...
+
+    def listed(self, name: str, kind: Kind, items: list[Any], ttl_ms: int | None) -> None:
+        """Server ``name`` has just been listed live."""
+        ...
+
+
+class _AllEager:
+    """No server starts on demand: the catalogue as it was before lazy servers."""
+
+    def active(self) -> bool:
+        return False
+
+    def keeps(self, name: str) -> bool:
+        return False
+
+    def wants_start(self, name: str, kind: Kind, has_list: bool) -> bool:
+        return False
+
+    async def start(self, name: str) -> None:
+        return None
+
+    def listed(self, name: str, kind: Kind, items: list[Any], ttl_ms: int | None) -> None:
+        return None
 
 
 class _Job:
@@ -135,9 +185,15 @@ class Catalogue:
     """
 
     def __init__(
-        self, owner: object, names: Sequence[str], session: Callable[[str], ManagedSession], index: CatalogueIndex
+        self,
+        owner: object,
+        names: Sequence[str],
+        session: Callable[[str], ManagedSession],
+        index: CatalogueIndex,
+        demands: Demands | None = None,
     ) -> None:
         self._owner = owner
+        self._demands: Demands = demands or _AllEager()
         self._session = session
         self.index = index
         self._servers = {name: _ServerLists(name) for name in names}
@@ -164,6 +220,30 @@ class Catalogue:
 
     def on_changed(self, kind: Kind, callback: ChangeCallback) -> None:
         self._callbacks[kind].append(callback)
+
+    def lists(self, name: str) -> dict[Kind, list[Any] | None]:
+        """Server ``name``'s lists as the catalogue holds them (None: not listed)."""
+        return dict(self._servers[name].items)
+
+    def seed(self, name: str, lists: dict[Kind, list[Any]]) -> None:
+        """Start server ``name`` off with these lists (from the disk cache), telling no callback: they are the
+        catalogue's starting point, not a change; the server's live lists replace them when it connects."""
+        server = self._servers[name]
+        for kind, items in lists.items():
+            server.items[kind] = list(items)
+        self._rebuild(name, ())  # no kinds: nobody is told
+
+    def drop_all(self) -> None:
+        """Every server leaves the catalogue (the group stopped; lazy servers that never ran included)."""
+        for server in self._servers.values():
+            self._drop(server)
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run ``fn()`` in the catalogue's task group (ended with it); False when its task is not running."""
+        if self._tg is None:
+            return False
+        self._tg.start_soon(fn)
+        return True
 
     def tool_count(self, name: str) -> int | None:
         """How many tools server ``name`` listed last (before filters), None when not listed."""
@@ -243,6 +323,8 @@ class Catalogue:
     def _drop(self, server: _ServerLists) -> None:
         server.epoch += 1
         server.fresh = dict.fromkeys(KINDS, False)
+        if self._demands.keeps(server.name):
+            return  # started on its next use: its lists stay (see the module docstring)
         if all(items is None for items in server.items.values()):
             return
         for entry in self.snapshot.tools:
@@ -258,7 +340,7 @@ class Catalogue:
             if session.state is not ConnectionState.CONNECTED:
                 return  # reconnecting: the next CONNECTED lists again; down: nothing to list
             try:
-                items = await _fetch(session, kind)
+                items, ttl_ms = await _fetch(session, kind)
             except (MCPConnectionError, MCPError, RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 server.failed_at[kind] = anyio.current_time()
                 logger.warning("%s: listing %s failed; keeping the last list", server.name, kind, exc_info=True)
@@ -271,6 +353,7 @@ class Catalogue:
             if kind == "tools":
                 self._departed = {n: s for n, s in self._departed.items() if s != server.name}
             self._rebuild(server.name, (kind,))
+            self._demands.listed(server.name, kind, items, ttl_ms)
 
         return run
 
@@ -314,11 +397,23 @@ class Catalogue:
 
     # -- reading the catalogue ---------------------------------------------------------------------------
 
-    async def settle(self, kind: Kind) -> CatalogueSnapshot:
-        """The catalogue once the listings of ``kind`` in flight are done (within ``SETTLE_TIMEOUT``)."""
-        if not any(self._session(name).state in RUNNING_STATES for name in self._servers):
+    async def settle(self, kind: Kind, *, only: Sequence[str] | None = None) -> CatalogueSnapshot:
+        """The catalogue once the listings of ``kind`` in flight are done (within ``SETTLE_TIMEOUT``), lazy
+        servers with no list of ``kind`` started first (each within its ``init_timeout``; ``only``: of these, just
+        the ones named)."""
+        demands = self._demands
+        if not demands.active() and not any(self._session(name).state in RUNNING_STATES for name in self._servers):
             return self.snapshot  # nothing runs: nothing to list, and no task to start that nobody would stop
         await self.start()
+        wanted = [
+            name
+            for name, server in self._servers.items()
+            if (only is None or name in only) and demands.wants_start(name, kind, server.items[kind] is not None)
+        ]
+        if wanted:
+            async with anyio.create_task_group() as tg:
+                for name in wanted:
+                    tg.start_soon(demands.start, name)
         now = anyio.current_time()
         for name, server in self._servers.items():
             failed_at = server.failed_at[kind]
@@ -353,7 +448,7 @@ class Catalogue:
         progress_callback: ProgressFnT | None,
         meta: types.RequestParamsMeta | None,
     ) -> types.CallToolResult:
-        entry = self.snapshot.tool(name) or (await self.settle("tools")).tool(name)
+        entry = self.snapshot.tool(name) or (await self.settle("tools", only=self._prefixed_by(name))).tool(name)
         if entry is None:
             server = self._departed.get(name) or self._down_server(name)
             if server is not None:
@@ -365,7 +460,8 @@ class Catalogue:
         if meta is not None:
             options["meta"] = meta
         session = self._session(entry.server)
-        if session.state in _NOT_RUNNING:  # stopped a moment ago: say so as for any server that is down
+        if session.state in _NOT_RUNNING and not self._demands.keeps(entry.server):
+            # Stopped a moment ago: say so as for any server that is down (one on demand starts in call_tool).
             raise self._down_error(entry.server, f"tool {name!r}")
         return await session.call_tool(entry.tool.name, arguments, **options)
 
@@ -396,10 +492,26 @@ class Catalogue:
         options: dict[str, Any] = {} if timeout is UNSET else {"timeout": timeout}
         return await self._session(server).read_resource(uri, **options)
 
+    def _prefixed_by(self, name: str) -> list[str] | None:
+        """The lazy servers with no tools listed whose prefix ``name`` carries, when there are any: a call by that
+        name starts only them; None: any server may have it (an ``auto`` name, say)."""
+        owners = [
+            server
+            for server, lists in self._servers.items()
+            if lists.items["tools"] is None
+            and name.startswith(sanitize(server) + SEPARATOR)
+            and self._demands.wants_start(server, "tools", False)
+        ]
+        return owners or None
+
     def _down_server(self, name: str) -> str | None:
         """The server that is not running and whose prefix ``name`` carries, if any."""
         for server in self._servers:
-            if name.startswith(sanitize(server) + SEPARATOR) and self._session(server).state in _NOT_RUNNING:
+            if (
+                name.startswith(sanitize(server) + SEPARATOR)
+                and self._session(server).state in _NOT_RUNNING
+                and not (self._demands.keeps(server) and self._servers[server].items["tools"] is not None)
+            ):
                 return server
         return None
 
@@ -422,21 +534,17 @@ class Catalogue:
         return error
 
 
-async def _fetch(session: ManagedSession, kind: Kind) -> list[Any]:
-    """One server's list of ``kind``: empty when the server does not offer that kind."""
+async def _fetch(session: ManagedSession, kind: Kind) -> tuple[list[Any], int | None]:
+    """One server's list of ``kind`` and its ``ttlMs`` hint: empty when the server does not offer that kind."""
     capabilities = getattr(session, "capabilities", None)
     if capabilities is None and session.initialize_result is not None:
         capabilities = session.initialize_result.capabilities
     if capabilities is not None and getattr(capabilities, kind, None) is None:
-        return []
+        return [], None
     timeout = session.request_timeout if session.request_timeout is not None else LIST_TIMEOUT
     try:
-        if kind == "tools":
-            return list(await session.list_tools(timeout=timeout))
-        if kind == "prompts":
-            return list(await session.list_prompts(timeout=timeout))
-        return list(await session.list_resources(timeout=timeout))
+        return await list_with_hint(session, kind, timeout)
     except MCPError as exc:
         if exc.code == types.METHOD_NOT_FOUND:
-            return []
+            return [], None
         raise

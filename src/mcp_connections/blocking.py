@@ -384,7 +384,8 @@ class _GroupMember(BlockingSession):
 class BlockingGroup(_StartedInWith):
     """A ``ServerGroup`` with blocking methods, for synchronous code and notebooks.
 
-    ``with BlockingGroup.from_config("servers.json") as group:`` starts every server and closes the
+    ``with BlockingGroup.from_config("servers.json") as group:`` starts every server (but lazy ones: they start
+    on first use, as in ``ServerGroup``; ``from_config(..., lazy=True, idle_timeout=..., cache=...)``) and closes the
     group; ``group["name"]`` is a ``BlockingSession`` for one server, on the group's loop.
     """
 

@@ -13,7 +13,9 @@ The format is the one Claude Desktop, Cursor and other MCP hosts use::
 environment than the safe default), ``include_tools`` and ``exclude_tools`` (lists of shell-style
 patterns on the tools' own names, for the group's catalogue; exclude wins), ``auth`` on remote servers
 (``"oauth"``, or an object with ``type`` ``"oauth"``, ``"client_credentials"`` or ``"bearer"``: see
-``mcp_connections.auth``); keys it does not know are left alone, since hosts add their own. ``${VAR}``
+``mcp_connections.auth``), ``start`` (``"eager"``, the default, or ``"lazy"``: started on first use, not by
+the group's ``start()``) and ``idle_timeout`` (seconds without a request after which the server is stopped, to
+start again on the next use); keys it does not know are left alone, since hosts add their own. ``${VAR}``
 and ``${VAR:-default}`` are expanded from the environment in ``command``, ``args``, ``env``, ``cwd``,
 ``url``, ``headers`` and ``auth`` by plain string substitution, never through a shell. Every mistake
 raises a ``ConfigError`` that names the file, the server and the field.
@@ -35,11 +37,15 @@ from .errors import ConfigError
 from .restart import RestartPolicy
 from .transports import registry
 
-__all__ = ["ServerConfig", "Transport", "load_config", "parse_config"]
+__all__ = ["ServerConfig", "StartMode", "Transport", "load_config", "parse_config"]
 
 #: A transport's canonical name, as ``mcp_connections.transports.registry`` knows it: ``"stdio"``,
 #: ``"streamable-http"``, ``"sse"``, ``"websocket"``, or one registered since.
 Transport: TypeAlias = str
+
+#: When a group starts a server: with the group (``"eager"``) or on its first use (``"lazy"``).
+StartMode: TypeAlias = Literal["eager", "lazy"]
+START_MODES: tuple[StartMode, ...] = ("eager", "lazy")
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -68,6 +74,8 @@ class ServerConfig:
     exclude_tools: tuple[str, ...] = ()
     # Remote servers: {"type": "oauth" | "client_credentials" | "bearer", ...}, variables expanded.
     auth: Mapping[str, Any] | None = None
+    start: StartMode | None = None  # None: whatever the group says (eager unless ServerGroup(lazy=True))
+    idle_timeout: float | None = None  # None: whatever the group says (no idle stop by default)
 
     def __repr__(self) -> str:
         # env and header values are secrets more often than not: show their names only.
@@ -219,6 +227,16 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
             )
         return tuple(value)
 
+    start = entry.get("start")
+    if start is not None and start not in START_MODES:
+        raise error(f'expected "eager" or "lazy", got {start!r}', "start")
+    if start == "lazy" and entry.get("required") is True:
+        raise error(
+            "a lazy server cannot be required: required servers are started (and checked) with the group; "
+            'drop "required" or "start": "lazy"',
+            "start",
+        )
+
     return ServerConfig(
         name=name,
         transport=transport,
@@ -239,6 +257,8 @@ def _parse_server(name: str, entry: Any, environ: Mapping[str, str], source: str
         include_tools=patterns("include_tools"),
         exclude_tools=patterns("exclude_tools") or (),
         auth=_parse_auth(entry.get("auth"), transport, command, expand, error),
+        start=start,
+        idle_timeout=seconds("idle_timeout"),
     )
 
 

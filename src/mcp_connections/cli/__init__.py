@@ -16,7 +16,7 @@ import sys
 __all__ = ["build_parser", "main"]
 
 # Each name is a module of this package with ``register(commands)`` and ``run(options, parser) -> int``.
-COMMANDS = ("demo", "check", "tools", "call", "configs", "serve", "login", "logout", "watch")
+COMMANDS = ("demo", "check", "tools", "call", "configs", "serve", "login", "logout", "watch", "cache")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -259,8 +259,12 @@ def config_path(path: str) -> str:
     return str(chosen.path)
 
 
-def load(path: str, only: str | None = None) -> dict[str, ServerConfig]:
-    """The servers of a config file, or only the one named ``only``."""
+def load(path: str, only: str | None = None, *, eager: bool = False) -> dict[str, ServerConfig]:
+    """The servers of a config file, or only the one named ``only``. ``eager`` starts every one eagerly: a one-shot
+    command (check, tools, call) connects to what it reports on, and its result is never a cached list;
+    ``"start": "lazy"`` is for hosts that run long (serve, watch)."""
+    import dataclasses
+
     from ..config import parse_config
     from ..errors import ConfigError
 
@@ -269,4 +273,6 @@ def load(path: str, only: str | None = None) -> dict[str, ServerConfig]:
         if only not in configs:
             raise ConfigError(f"no server {only!r} (servers: {', '.join(configs) or 'none'})", source=path)
         configs = {only: configs[only]}
-    return configs
+    if not eager:
+        return configs
+    return {name: dataclasses.replace(config, start="eager") for name, config in configs.items()}

@@ -68,7 +68,7 @@ async def run_call(
     from ..errors import MCPConnectionError, ToolNotFoundError
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path, server), errlog=None, tool_names=tool_names)  # type: ignore[arg-type]
+    group = ServerGroup(load(path, server, eager=True), errlog=None, tool_names=tool_names)  # type: ignore[arg-type]
     async with group:
         if server is not None:
             status = group.status()[server]

@@ -43,7 +43,7 @@ async def run_check(path: str, as_json: bool, timeout: float, out: Output) -> in
     from ..errors import AuthError, GroupStartError
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path), errlog=None)
+    group = ServerGroup(load(path, eager=True), errlog=None)
     try:
         # A check never opens a browser: a server that wants a sign-in is reported as needing one.
         with anyio.move_on_after(timeout) as scope, no_interactive_login():

@@ -47,7 +47,7 @@ async def run_tools(path: str, server: str | None, as_json: bool, out: Output, t
     from ..base import ConnectionState
     from ..group import ServerGroup
 
-    group = ServerGroup(load(path, server), errlog=None, tool_names=tool_names)  # type: ignore[arg-type]
+    group = ServerGroup(load(path, server, eager=True), errlog=None, tool_names=tool_names)  # type: ignore[arg-type]
     async with group:
         tools = await group.tools()
         statuses = group.status()

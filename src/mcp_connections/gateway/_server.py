@@ -51,13 +51,13 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._catalogue import KINDS, _Job, _ServerLists
+from .._lazy import OnDemandSession
 from .._naming import ToolFilter
 from ..base import ConnectionState
 from ..config import ServerConfig
 from ..errors import GroupStartError, MCPConnectionError
-from ..group import ServerGroup, _Member
+from ..group import ServerGroup
 from ..restart import RestartPolicy
-from ..session import ManagedSession
 from ._diff import ConfigDiff, diff_configs
 from ._routing import ServedTemplate, Snapshot, health, log_level_allows, most_verbose, union_capabilities
 
@@ -189,7 +189,7 @@ class _GatewayGroup(ServerGroup):
         self._gateway = gateway
         super().__init__(configs, **defaults)
 
-    def _new_session(self, config: ServerConfig) -> ManagedSession:
+    def _new_session(self, config: ServerConfig) -> OnDemandSession:
         session = super()._new_session(config)
         session.session_options.update(self._gateway._hooks_for(config.name).options())
         return session
@@ -210,8 +210,7 @@ class _GatewayGroup(ServerGroup):
             lists.jobs[kind] = _Job(catalogue._lister(lists, kind))
         catalogue._servers[config.name] = lists
         catalogue.index.filters[config.name] = ToolFilter(config.include_tools, config.exclude_tools)
-        transport = config.transport or "streamable-http"
-        self._members[config.name] = _Member(config, self._new_session(config), transport)
+        self._add_member(config)
 
     async def start_server(self, name: str) -> None:
         """Start one server of a running group; a failure is recorded in its status and raised."""
