@@ -161,7 +161,7 @@ async def test_auto_names_keep_own_names_and_prefix_both_sides_of_a_collision_wi
     expected = [f"first__{t}" if t in shared else t for t in MISBEHAVING_TOOLS]
     expected += [f"second__{t}" if t in shared else t for t in DEMO_TOOLS]
     assert names(tools) == expected
-    warned = " ".join(r.getMessage() for r in caplog.records if r.name == "mcp_connections.catalogue")
+    warned = " ".join(r.getMessage() for r in caplog.records if r.name == "mcp_connections._catalogue")
     assert all(f"'{t}'" in warned for t in shared) and "'first'" in warned and "'second'" in warned
 
 
