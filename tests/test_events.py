@@ -156,7 +156,7 @@ async def test_async_callbacks_are_awaited_and_a_raising_one_breaks_nothing(capl
     session = ManagedSession(stdio())
     session.on_event(broken)
     session.on_event(slow)
-    with caplog.at_level(logging.ERROR, logger="mcp_connections.events"):
+    with caplog.at_level(logging.ERROR, logger="mcp_connections._events"):
         async with session:
             await session.call_tool("add", {"a": 1, "b": 2})
         await wait_until(lambda: seen.count("state") == 4)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventHub", "classify", "observe"]
 
-logger = logging.getLogger("mcp_connections.events")
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 

@@ -30,7 +30,7 @@ from ._server import Gateway
 
 __all__ = ["is_loopback", "parse_address", "serve_http"]
 
-logger = logging.getLogger("mcp_connections.gateway")
+logger = logging.getLogger(__name__)
 
 # Bound on uvicorn's start-up (binding is done already; this is its lifespan and first loop turn).
 HTTP_START_TIMEOUT = 30.0

@@ -63,7 +63,7 @@ from ._routing import ServedTemplate, Snapshot, health, log_level_allows, most_v
 
 __all__ = ["DEFAULT_REQUEST_TIMEOUT", "Gateway"]
 
-logger = logging.getLogger("mcp_connections.gateway")
+logger = logging.getLogger(__name__)
 
 # A call through the gateway gets this long unless its server's entry says otherwise: a host waits on it,
 # and a server restarting for longer than this is down as far as the model is concerned.
